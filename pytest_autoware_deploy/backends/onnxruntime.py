@@ -1,0 +1,68 @@
+"""ONNX Runtime runner: CPU or CUDA execution provider, inputs checked against the graph first."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ArtifactError, BackendUnavailable
+from .base import Runner
+
+
+def providers_for(device: str):
+    if device.startswith("cuda"):
+        idx = int(device.partition(":")[2] or 0)
+        return [("CUDAExecutionProvider", {"device_id": idx}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OnnxRuntimeRunner(Runner):
+    def __init__(self, onnx_path, device="cpu", intra_op_threads=0):
+        super().__init__()
+        self.path = str(onnx_path)
+        self.device = device
+        self.threads = intra_op_threads
+        self.name = f"onnx@{device}"
+        self.session = None
+
+    def _activate(self):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BackendUnavailable("onnxruntime is not installed (pip install '.[cpu]' or '.[gpu]')") from None
+        providers = providers_for(self.device)
+        if self.device.startswith("cuda") and "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise BackendUnavailable(f"onnx on {self.device}: this onnxruntime has no CUDAExecutionProvider "
+                                     f"(available: {ort.get_available_providers()}); install onnxruntime-gpu")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(self.path, sess_options=opts, providers=providers)
+        except Exception as exc:
+            raise ArtifactError(f"ONNX Runtime cannot load {self.path}: {str(exc).splitlines()[0]}") from None
+        self.inputs = {i.name: i for i in self.session.get_inputs()}
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def check_feed(self, feed):
+        """One clear error for a missing input or a shape the graph cannot take (fixed dims differ)."""
+        for name, meta in self.inputs.items():
+            if name not in feed:
+                raise ValueError(f"{self.path}: input '{name}' missing from feed (got {sorted(feed)})")
+            shape = np.shape(feed[name])
+            dims = meta.shape
+            if len(shape) != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims, shape)):
+                raise ValueError(f"{self.path}: input '{name}' has shape {tuple(shape)}, graph expects {dims} "
+                                 "(strings are dynamic axes)")
+
+    def _infer(self, feed):
+        self.check_feed(feed)
+        outs = self.session.run(self.output_names, {n: feed[n] for n in self.inputs})
+        return dict(zip(self.output_names, outs))
+
+    def prepare(self, feed):
+        self.check_feed(feed)
+        run, names, bound = self.session.run, self.output_names, {n: feed[n] for n in self.inputs}
+        return lambda: run(names, bound)
+
+    def _deactivate(self):
+        self.session = None

@@ -1,0 +1,62 @@
+"""PyTorch reference runner (CPU or CUDA), eager, ``torch.inference_mode``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Runner
+
+
+class PyTorchRunner(Runner):
+    def __init__(self, model, input_names, output_names, device="cpu"):
+        super().__init__()
+        self.model = model
+        self.input_names = list(input_names)
+        self.output_names = list(output_names)
+        self.device = device
+        self.name = f"pytorch@{device}"
+
+    def _activate(self):
+        import torch
+
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            from ..errors import BackendUnavailable
+            raise BackendUnavailable(f"pytorch on {self.device}: torch has no CUDA device here")
+        self.model.to(self.device).eval()
+
+    def _to_outputs(self, result):
+        import torch
+
+        if isinstance(result, torch.Tensor):
+            result = (result,)
+        elif isinstance(result, dict):
+            result = tuple(result[n] for n in self.output_names)
+        if len(result) != len(self.output_names):
+            raise ValueError(f"pytorch model returned {len(result)} outputs, onnx_config.output_names has "
+                             f"{len(self.output_names)}: {self.output_names}")
+        return result
+
+    def _run(self, tensors):
+        import torch
+
+        with torch.inference_mode():
+            return self._to_outputs(self.model(*tensors))
+
+    def _tensors(self, feed):
+        import torch
+
+        return [torch.from_numpy(np.ascontiguousarray(feed[n])).to(self.device) for n in self.input_names]
+
+    def _infer(self, feed):
+        outs = self._run(self._tensors(feed))
+        return {n: o.detach().float().cpu().numpy() for n, o in zip(self.output_names, outs)}
+
+    def prepare(self, feed):
+        tensors = self._tensors(feed)
+        return lambda: self._run(tensors)
+
+    def synchronize(self):
+        import torch
+
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize(self.device)

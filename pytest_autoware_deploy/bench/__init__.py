@@ -1,0 +1,1 @@
+"""Latency: percentiles of per-inference timings collected by pytest-benchmark."""

@@ -1,0 +1,52 @@
+"""Verification cases: which samples and which input shapes each backend is checked at.
+
+Every shape a spec declares dynamic is verified, because an axis baked in at export is a
+classic deployment bug: ``backend_config.model_inputs`` min/opt/max shapes when given, otherwise
+batch sizes (``verification.batch_sizes``, default 1 and 2 when the batch axis is dynamic).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ShapeCase:
+    id: str
+    batch: int | None = None             # stack samples to this batch, other dims as the data has them
+    shapes: tuple | None = None          # ((input name, full shape), ...) as declared
+
+    def resolve(self, spec, sample_inputs) -> dict:
+        out = {n: (self.batch or sample_inputs[n].shape[0],) + tuple(sample_inputs[n].shape[1:])
+               for n in spec.input_names}
+        out.update({name: tuple(shape) for name, shape in self.shapes or ()})
+        return out
+
+
+def _batch_dynamic(spec) -> bool:
+    axes = spec.cfg["onnx_config"]["dynamic_axes"] or {}
+    return any(0 in (v if isinstance(v, (dict, list)) else []) for k, v in axes.items()
+               if k in spec.input_names)
+
+
+def shape_cases(spec) -> list[ShapeCase]:
+    declared = [i for i in spec.inputs if i.declared_shapes()]
+    if declared:
+        cases = []
+        for level in ("min_shape", "opt_shape", "max_shape"):
+            shapes = tuple((i.name, getattr(i, level)) for i in declared if getattr(i, level) is not None)
+            if shapes and all(shapes != c.shapes for c in cases):
+                cases.append(ShapeCase(_shape_id(shapes), shapes=shapes))
+        return cases  # inputs without declared shapes keep the data's own shape
+    batches = spec.cfg["verification"]["batch_sizes"] or ([1, 2] if _batch_dynamic(spec) else [])
+    if not batches:
+        return [ShapeCase("native")]
+    return [ShapeCase(f"b{b}", batch=int(b)) for b in dict.fromkeys(batches)]
+
+
+def _shape_id(shapes):
+    return "+".join("x".join(str(d) for d in shape) for _, shape in shapes)
+
+
+def sample_indices(spec) -> list[int]:
+    return list(range(max(1, spec.cfg["verification"]["num_samples"])))

@@ -1,0 +1,26 @@
+"""What an evaluator is: any class with ``update(outputs, target)``, ``compute()`` and ``primary_metric``.
+
+``compute()`` returns a JSON-able dict that holds ``primary_metric``; an evaluator may add
+``plot(result, directory, title) -> list[Path]`` for report figures. Users' evaluators named
+in a spec as ``"module:Class"`` follow the same protocol; no base class is required.
+"""
+
+from __future__ import annotations
+
+from ..errors import SpecError
+from ..registry import evaluator_ref
+from ..spec.resolve import resolve_callable
+
+
+def make_evaluator(spec):
+    ecfg = spec.cfg["evaluation"]
+    cls = resolve_callable(evaluator_ref(ecfg["evaluator"]), spec, "evaluation.evaluator")
+    try:
+        evaluator = cls(**ecfg["kwargs"])
+    except TypeError as exc:
+        raise SpecError(spec.file, "evaluation.kwargs", f"{ecfg['evaluator']} rejected the kwargs: {exc}") from None
+    for attr in ("update", "compute", "primary_metric"):
+        if not hasattr(evaluator, attr):
+            raise SpecError(spec.file, "evaluation.evaluator", f"{ecfg['evaluator']} has no '{attr}' "
+                            "(an evaluator needs update(outputs, target), compute() and primary_metric)")
+    return evaluator

@@ -1,0 +1,1 @@
+"""Exporters: PyTorch model building, ONNX export and the content-addressed artifact cache."""

@@ -1,0 +1,122 @@
+"""PyTorch -> ONNX export (cached by content hash) and the checks an exported graph must pass."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..errors import ArtifactError
+from ..progress import status
+from .cache import ArtifactCache, atomic_path, content_key, file_digest
+from .pytorch_model import model_source_digests
+
+
+@dataclass
+class OnnxArtifact:
+    path: Path          # the cached file the backends load
+    published: Path     # ``<work_dir>/<onnx_config.save_file>``: where users expect it
+    key: str
+    built: bool
+
+
+def export_key(spec, model, example_inputs) -> str:
+    import onnx
+    import torch
+
+    mcfg = spec.cfg["model"]
+    return content_key({
+        "model": {k: mcfg[k] for k in ("builder", "kwargs", "checkpoint_key")},
+        "checkpoint": file_digest(mcfg["checkpoint"]) if mcfg["checkpoint"] else None,
+        "sources": model_source_digests(model, mcfg["builder"]),
+        "onnx_config": spec.cfg["onnx_config"],
+        "example_shapes": {k: list(v.shape) for k, v in example_inputs.items()},
+        "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "plugin": __version__},
+    })
+
+
+def export_onnx(spec, model, example_inputs, rebuild=False) -> OnnxArtifact:
+    """Export ``model`` at ``example_inputs`` unless an identical export is cached."""
+    key = export_key(spec, model, example_inputs)
+    cache = ArtifactCache(spec.artifact_dir() / "cache")
+    ocfg = spec.cfg["onnx_config"]
+
+    def build(tmp: Path):
+        with status(f"exporting {spec.name} to ONNX (opset {ocfg['opset_version']})"):
+            _torch_export(model, example_inputs, tmp, ocfg)
+
+    path, built = cache.get_or_build("onnx", key, "model.onnx", build, meta={"spec": str(spec.file)},
+                                     rebuild=rebuild)
+    published = spec.work_dir / ocfg["save_file"]
+    if built or not published.is_file() or file_digest(published) != file_digest(path):
+        with atomic_path(published) as tmp:
+            shutil.copyfile(path, tmp)
+    return OnnxArtifact(path, published, key, built)
+
+
+def _torch_export(model, example_inputs, path, ocfg):
+    import torch
+
+    args = tuple(torch.from_numpy(example_inputs[n]) for n in ocfg["input_names"])
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, args, str(path),
+            input_names=ocfg["input_names"], output_names=ocfg["output_names"],
+            opset_version=ocfg["opset_version"], do_constant_folding=ocfg["do_constant_folding"],
+            export_params=ocfg["export_params"], dynamic_axes=ocfg["dynamic_axes"],
+            keep_initializers_as_inputs=ocfg["keep_initializers_as_inputs"], dynamo=ocfg["dynamo"],
+        )
+
+
+def load_onnx(path):
+    """Load and return an ONNX ModelProto, turning a corrupted/missing file into one clear error."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"ONNX file {path}: not found")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:
+        raise ArtifactError(f"ONNX file {path} is corrupted or not an ONNX model "
+                            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
+def check_onnx(path, spec) -> list[str]:
+    """Checker + strict shape inference + names as the spec declares them; returns problems found."""
+    import onnx
+
+    model = load_onnx(path)
+    problems = []
+    try:
+        onnx.checker.check_model(model, full_check=False)
+    except Exception as exc:
+        problems.append(f"onnx.checker: {exc}")
+    try:
+        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except Exception as exc:
+        problems.append(f"shape inference: {exc}")
+    inits = {i.name for i in model.graph.initializer}
+    got_in = [i.name for i in model.graph.input if i.name not in inits]
+    got_out = [o.name for o in model.graph.output]
+    if got_in != spec.input_names:
+        problems.append(f"graph inputs {got_in} != onnx_config.input_names {spec.input_names}")
+    if got_out != spec.output_names:
+        problems.append(f"graph outputs {got_out} != onnx_config.output_names {spec.output_names}")
+    return problems
+
+
+def graph_dims(path) -> dict[str, list]:
+    """Input name -> dims (int, or str for a symbolic/dynamic axis)."""
+    model = load_onnx(path)
+    inits = {i.name for i in model.graph.initializer}
+    out = {}
+    for i in model.graph.input:
+        if i.name in inits:
+            continue
+        out[i.name] = [d.dim_param or (d.dim_value if d.HasField("dim_value") else "?")
+                       for d in i.type.tensor_type.shape.dim]
+    return out

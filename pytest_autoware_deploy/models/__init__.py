@@ -1,0 +1,1 @@
+"""Built-in model families: one folder each (model, data, evaluator), registered by entry point."""

@@ -1,0 +1,151 @@
+"""pytest hooks and command-line options; everything else lives in the modules they call.
+
+``--deploy-config SPEC`` makes the spec file itself a collected test module whose tests come
+from ``pytest_autoware_deploy.suite``; their ids carry the spec's name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+from .errors import DeployError
+from .progress import set_writer
+from .session import DeploySession
+from .spec.load import load_spec, parse_cfg_options
+
+SESSION_KEY = pytest.StashKey[DeploySession]()
+
+pytest_plugins = ["pytest_autoware_deploy.fixtures"]
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("autoware-deploy", "deployment of perception models (pytest-autoware-deploy)")
+    group.addoption("--deploy-config", action="append", default=[], metavar="SPEC",
+                    help="deploy spec (AWML-style Python config); repeat for several specs")
+    group.addoption("--deploy-work-dir", default=None, metavar="DIR",
+                    help="artifacts and reports go here instead of the spec's export.work_dir")
+    group.addoption("--deploy-cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="override spec keys, dotted like mmengine --cfg-options (verification.atol=1e-4)")
+    group.addoption("--deploy-backends", default=None, metavar="LIST",
+                    help="comma-separated backends under test, e.g. pytorch,onnx,onnx@cuda:0 "
+                         "(overrides evaluation.models_to_evaluate)")
+    group.addoption("--deploy-device", default=None, metavar="DEVICE",
+                    help="device for export and inference: cpu, cuda, cuda:N (overrides export.device)")
+    group.addoption("--deploy-model-config", default=None, metavar="FILE",
+                    help="config whose 'model' section replaces the spec's (the seed CLI's model_cfg)")
+    group.addoption("--deploy-checkpoint", default=None, metavar="FILE",
+                    help="checkpoint replacing model.checkpoint")
+    group.addoption("--deploy-rebuild", action="store_true", default=False,
+                    help="ignore cached exports and build them again")
+
+
+def _load_specs(config):
+    opt = config.getoption
+    try:
+        cfg_options = parse_cfg_options(opt("deploy_cfg_options"))
+        backends = [b.strip() for b in opt("deploy_backends").split(",") if b.strip()] \
+            if opt("deploy_backends") else None
+        specs = [load_spec(path, cfg_options=cfg_options, work_dir=opt("deploy_work_dir"),
+                           device=opt("deploy_device"), backends=backends,
+                           model_config=opt("deploy_model_config"), checkpoint=opt("deploy_checkpoint"))
+                 for path in opt("deploy_config")]
+    except DeployError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    names = [s.name for s in specs]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise pytest.UsageError(f"several --deploy-config specs are named {sorted(dupes)}; set name=... in them")
+    return specs
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "deploy: a test generated from a deploy spec")
+    specs = _load_specs(config)
+    config.stash[SESSION_KEY] = DeploySession(specs, rebuild=config.getoption("deploy_rebuild"))
+    if specs:
+        spec_paths = [str(s.file) for s in specs]
+        if config.args_source == pytest.Config.ArgsSource.ARGS:
+            config.args.extend(p for p in spec_paths if p not in config.args)
+        else:  # no explicit paths: run the specs, not the project's testpaths
+            config.args[:] = spec_paths
+    capman = config.pluginmanager.getplugin("capturemanager")
+    terminal = config.pluginmanager.getplugin("terminalreporter")
+    if capman is not None and terminal is not None:
+        def write(line):
+            with capman.global_and_fixture_disabled():
+                terminal.write_line(line)
+        set_writer(write)
+
+
+def pytest_unconfigure(config):
+    set_writer(None)
+
+
+def deploy_session(config) -> DeploySession:
+    return config.stash[SESSION_KEY]
+
+
+class DeploySpecModule(pytest.Module):
+    """A spec file collected as a test module: the tests are the suite's, the spec is ``self.spec``."""
+
+    spec = None
+
+    def _getobj(self):
+        return importlib.import_module("pytest_autoware_deploy.suite")
+
+
+def pytest_collect_file(file_path: Path, parent):
+    session = deploy_session(parent.config)
+    for spec in session.specs.values():
+        if spec.file == file_path.resolve():
+            try:
+                rel = file_path.resolve().relative_to(parent.config.rootpath)
+                nodeid = rel.as_posix()
+            except ValueError:
+                nodeid = spec.file.name  # a spec outside the rootdir: its file name
+            module = DeploySpecModule.from_parent(parent, path=file_path, nodeid=nodeid)
+            module.spec = spec
+            module.add_marker(pytest.mark.deploy)
+            return module
+    return None
+
+
+def spec_of_node(node):
+    while node is not None:
+        if isinstance(node, DeploySpecModule):
+            return node.spec
+        node = node.parent
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc):
+    """``deploy_spec`` is parametrized (session scope) by the spec of the module, or by every spec."""
+    if "deploy_spec" not in metafunc.fixturenames:
+        return
+    own = spec_of_node(metafunc.definition)
+    names = [own.name] if own is not None else list(deploy_session(metafunc.config).specs)
+    if not names:
+        metafunc.parametrize("deploy_spec", [pytest.param(None, marks=pytest.mark.skip(
+            reason="no --deploy-config given: this test needs a deploy spec"))], indirect=True, scope="session",
+            ids=["no-spec"])
+        return
+    metafunc.parametrize("deploy_spec", names, indirect=True, scope="session", ids=names)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    dsession = session.config.stash.get(SESSION_KEY, None)
+    if dsession is None:
+        return
+    dsession.close()
+    if dsession.store.specs and any(b["backends"] for b in dsession.store.specs.values()):
+        from .report.writer import write_reports
+
+        written = write_reports(dsession.store)
+        terminal = session.config.pluginmanager.getplugin("terminalreporter")
+        if terminal is not None:
+            for path in written:
+                terminal.write_line(f"[deploy] report: {path}")

@@ -1,0 +1,56 @@
+"""Results gathered during the session, in the layout of ``deploy_report.json``.
+
+``{"specs": {spec: {"backends": {backend: {"verification": ..., "evaluation": ..., "latency_ms": ...}}}}}``
+"""
+
+from __future__ import annotations
+
+import threading
+
+
+class ReportStore:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.specs: dict[str, dict] = {}
+        self.work_dirs: dict[str, str] = {}
+
+    def backend(self, spec_name: str, backend: str) -> dict:
+        spec = self.specs.setdefault(spec_name, {"backends": {}})
+        return spec["backends"].setdefault(backend, {})
+
+    def set_spec_info(self, spec_name: str, work_dir, **info):
+        with self._lock:
+            self.specs.setdefault(spec_name, {"backends": {}}).update(info)
+            self.work_dirs[spec_name] = str(work_dir)
+
+    def add_verification(self, spec_name, backend, output, case, stats, passed, message=""):
+        """One (output, sample, shape) comparison; the output's entry keeps the worst statistics."""
+        with self._lock:
+            ver = self.backend(spec_name, backend).setdefault("verification", {"passed": True, "outputs": {},
+                                                                              "cases": []})
+            ver["passed"] = ver["passed"] and passed
+            ver["cases"].append({"output": output, "case": case, "passed": passed, "message": message})
+            agg = ver["outputs"].setdefault(output, {"max_abs": 0.0, "mean_abs": 0.0, "max_rel": 0.0,
+                                                     "cosine": 1.0, "nan": 0, "inf": 0, "cases": 0})
+            if stats:
+                agg["max_abs"] = max(agg["max_abs"], stats["max_abs"])
+                agg["max_rel"] = max(agg["max_rel"], stats["max_rel"])
+                agg["cosine"] = min(agg["cosine"], stats["cosine"])
+                agg["mean_abs"] = (agg["mean_abs"] * agg["cases"] + stats["mean_abs"]) / (agg["cases"] + 1)
+                agg["nan"] += stats["nan"]
+                agg["inf"] += stats["inf"]
+            agg["cases"] += 1
+
+    def set_evaluation(self, spec_name, backend, result: dict):
+        with self._lock:
+            self.backend(spec_name, backend)["evaluation"] = result
+
+    def set_latency(self, spec_name, backend, stats_ms: dict):
+        with self._lock:
+            self.backend(spec_name, backend)["latency_ms"] = stats_ms
+
+    def by_work_dir(self) -> dict[str, dict]:
+        groups: dict[str, dict] = {}
+        for name, body in self.specs.items():
+            groups.setdefault(self.work_dirs.get(name, "."), {})[name] = body
+        return groups

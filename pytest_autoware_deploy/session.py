@@ -1,0 +1,154 @@
+"""What happens once per pytest session: per-spec lazy state shared by every fixture and test.
+
+Each spec's model, samples, exports, runners, reference outputs and evaluation results are
+computed on first use and kept, so a verification test per (backend, output, sample, shape)
+costs one inference per (backend, sample, shape), not one per test.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from .backends.onnxruntime import OnnxRuntimeRunner
+from .backends.pytorch import PyTorchRunner
+from .data import batch_inputs, check_sample, load_samples
+from .errors import BackendUnavailable, DeployError
+from .evaluate.base import make_evaluator
+from .export.onnx import OnnxArtifact, export_onnx, load_onnx
+from .export.pytorch_model import build_model
+from .progress import progress
+from .report.store import ReportStore
+from .spec.model import BackendId
+
+
+class SpecState:
+    def __init__(self, spec, store: ReportStore, rebuild=False):
+        self.spec = spec
+        self.store = store
+        self.rebuild = rebuild
+        self._runners: dict[str, object] = {}
+        self._outputs: dict[tuple, dict] = {}
+        self._evaluations: dict[str, dict] = {}
+        store.set_spec_info(spec.name, spec.work_dir, spec_file=str(spec.file))
+
+    # -- inputs ---------------------------------------------------------------------------------
+    @cached_property
+    def samples(self):
+        return load_samples(self.spec)
+
+    def example_inputs(self):
+        idx = self.spec.cfg["runtime_io"]["sample_idx"]
+        if not 0 <= idx < len(self.samples):
+            from .errors import SpecError
+            raise SpecError(self.spec.file, "runtime_io.sample_idx", f"{idx} is out of range: the data has "
+                            f"{len(self.samples)} samples")
+        opt = {i.name: i.opt_shape for i in self.spec.inputs if i.opt_shape}
+        return batch_inputs(self.spec, self.samples, idx, opt or None)
+
+    # -- artifacts ------------------------------------------------------------------------------
+    @cached_property
+    def model(self):
+        if self.spec.export_mode == "none":
+            raise DeployError(f"{self.spec.name}: export.mode='none' has no PyTorch model")
+        return build_model(self.spec)
+
+    @cached_property
+    def onnx(self) -> OnnxArtifact:
+        if self.spec.export_mode == "none":
+            path = Path(self.spec.cfg["runtime_io"]["onnx_file"])
+            load_onnx(path)  # a corrupted file fails here with one clear message
+            art = OnnxArtifact(path, path, key="external", built=False)
+        else:
+            art = export_onnx(self.spec, self.model, self.example_inputs(), rebuild=self.rebuild)
+        self.store.set_spec_info(self.spec.name, self.spec.work_dir, onnx_file=str(art.published),
+                                 export_key=art.key, onnx_rebuilt=art.built)
+        return art
+
+    # -- runners --------------------------------------------------------------------------------
+    def device_of(self, backend: BackendId) -> str:
+        return backend.device or self.spec.device
+
+    def runner(self, backend: BackendId):
+        key = str(backend)
+        if key not in self._runners:
+            device = self.device_of(backend)
+            if backend.base == "pytorch":
+                runner = PyTorchRunner(self.model, self.spec.input_names, self.spec.output_names, device)
+            elif backend.base == "onnx":
+                runner = OnnxRuntimeRunner(self.onnx.path, device)
+            else:
+                raise BackendUnavailable("TensorRT is not installed here (no tensorrt module), so the "
+                                         "tensorrt backend cannot run")
+            runner.activate()
+            self._runners[key] = runner
+        return self._runners[key]
+
+    def close(self):
+        for runner in self._runners.values():
+            runner.deactivate()
+        self._runners.clear()
+
+    # -- verification ---------------------------------------------------------------------------
+    def case_inputs(self, sample_idx, shape_case):
+        first = self.samples[sample_idx % len(self.samples)]["inputs"]
+        return batch_inputs(self.spec, self.samples, sample_idx, shape_case.resolve(self.spec, first))
+
+    def case_outputs(self, backend: BackendId, sample_idx, shape_case) -> dict:
+        key = (str(backend), sample_idx, shape_case.id)
+        if key not in self._outputs:
+            feed = self.case_inputs(sample_idx, shape_case)
+            self._outputs[key] = self.runner(backend).infer(feed)
+        return self._outputs[key]
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def evaluation(self, backend: BackendId) -> dict:
+        key = str(backend)
+        if key not in self._evaluations:
+            self._evaluations[key] = self._evaluate(backend)
+        return self._evaluations[key]
+
+    def _evaluate(self, backend: BackendId) -> dict:
+        ecfg = self.spec.cfg["evaluation"]
+        runner = self.runner(backend)
+        evaluator = make_evaluator(self.spec)
+        n = len(self.samples) if ecfg["num_samples"] < 0 else min(ecfg["num_samples"], len(self.samples))
+        for i in progress(range(n), n, f"evaluating {self.spec.name} on {backend}"):
+            sample = self.samples[i]
+            check_sample(self.spec, sample, i)
+            if "target" not in sample:
+                raise DeployError(f"{self.spec.name}: sample {i} has no 'target'; evaluation needs one")
+            outputs = runner.infer(sample["inputs"])
+            evaluator.update(outputs, sample["target"])
+            if ecfg["verbose"]:
+                from .progress import emit
+                emit(f"[deploy] {backend} sample {i}: target={sample['target']}")
+        result = dict(evaluator.compute())
+        result["primary_metric"] = evaluator.primary_metric
+        plot = getattr(evaluator, "plot", None)
+        if callable(plot):
+            fig_dir = self.spec.work_dir / self.spec.name / "figures"
+            paths = plot(result, fig_dir, f"{self.spec.name}/{backend}")
+            result["figures"] = [os.path.relpath(p, self.spec.work_dir) for p in paths]
+        self.store.set_evaluation(self.spec.name, str(backend), result)
+        return result
+
+
+class DeploySession:
+    """All specs of this pytest run, by name."""
+
+    def __init__(self, specs, rebuild=False):
+        self.store = ReportStore()
+        self.specs = {s.name: s for s in specs}
+        self.rebuild = rebuild
+        self._states: dict[str, SpecState] = {}
+
+    def state(self, spec_name: str) -> SpecState:
+        if spec_name not in self._states:
+            self._states[spec_name] = SpecState(self.specs[spec_name], self.store, self.rebuild)
+        return self._states[spec_name]
+
+    def close(self):
+        for state in self._states.values():
+            state.close()

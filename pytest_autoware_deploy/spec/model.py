@@ -1,0 +1,76 @@
+"""``DeploySpec``: a validated spec plus the derived facts every stage needs (names, shapes, dirs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BACKEND_BASES = ("pytorch", "onnx", "tensorrt")
+
+
+@dataclass(frozen=True)
+class BackendId:
+    """A backend under test: base name plus optional device, written ``onnx`` or ``onnx@cuda:0``."""
+
+    base: str
+    device: str | None = None
+
+    def __str__(self):
+        return self.base if self.device is None else f"{self.base}@{self.device}"
+
+    @property
+    def test_id(self):
+        return str(self).replace(":", "")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: name, dtype and the shapes to export/verify at (min/opt/max or a single shape)."""
+
+    name: str
+    dtype: str
+    opt_shape: tuple | None
+    min_shape: tuple | None = None
+    max_shape: tuple | None = None
+
+    def declared_shapes(self):
+        shapes = [s for s in (self.min_shape, self.opt_shape, self.max_shape) if s is not None]
+        return list(dict.fromkeys(tuple(s) for s in shapes))
+
+
+@dataclass
+class DeploySpec:
+    name: str
+    file: Path
+    cfg: dict[str, Any]
+    work_dir: Path
+    backends: list[BackendId]
+    device: str
+    inputs: list[InputSpec] = field(default_factory=list)
+
+    @property
+    def dir(self) -> Path:
+        return self.file.parent
+
+    def section(self, name) -> dict:
+        return self.cfg[name]
+
+    @property
+    def export_mode(self) -> str:
+        return self.cfg["export"]["mode"]
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.cfg["onnx_config"]["input_names"])
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self.cfg["onnx_config"]["output_names"])
+
+    @property
+    def reference(self) -> str:
+        return self.cfg["verification"]["reference"]
+
+    def artifact_dir(self) -> Path:
+        return self.work_dir / self.name

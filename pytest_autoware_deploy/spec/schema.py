@@ -1,0 +1,154 @@
+"""The keys a deploy spec may hold, their types and defaults.
+
+The seed's sections (export, runtime_io, onnx_config, backend_config, evaluation) keep their
+names and meaning; model, data, verification and benchmark are how a spec names plain
+callables and tolerances. One table drives validation, defaults and the README reference.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import SpecError
+
+ANY = object()
+
+
+@dataclass(frozen=True)
+class Field:
+    types: tuple
+    default: Any = None
+    choices: tuple | None = None
+    doc: str = ""
+    children: dict | None = None  # nested schema for dict-valued keys
+
+
+def F(types, default=None, choices=None, doc="", children=None):
+    if not isinstance(types, tuple):
+        types = (types,)
+    return Field(types, default, choices, doc, children)
+
+
+NUM = (int, float)
+OPT_STR = (str, type(None))
+
+SCHEMA: dict[str, Field] = {
+    "name": F(OPT_STR, None, doc="spec name used in test ids and the report (default: file stem)"),
+    "family": F(OPT_STR, None, doc="registered model family supplying default builder/loader/evaluator"),
+    "export": F(dict, doc="what to export and where", children={
+        "mode": F(str, "onnx", ("onnx", "trt", "both", "none"), "'none' = evaluation only of runtime_io.onnx_file"),
+        "verify": F(bool, True, doc="run cross-backend verification tests"),
+        "device": F(str, "cpu", doc="device for export and inference (cpu, cuda, cuda:N)"),
+        "work_dir": F(str, "work_dirs/deployment", doc="artifacts and reports (relative to the spec file)"),
+    }),
+    "runtime_io": F(dict, doc="dataset and existing artifacts", children={
+        "info_pkl": F(OPT_STR, None, doc="AWML info.pkl of the evaluation split"),
+        "sample_idx": F(int, 0, doc="sample used as the export example input"),
+        "onnx_file": F(OPT_STR, None, doc="existing ONNX to use instead of exporting (export.mode='none')"),
+    }),
+    "onnx_config": F(dict, doc="torch.onnx.export arguments", children={
+        "opset_version": F(int, 17),
+        "do_constant_folding": F(bool, True),
+        "input_names": F(list, ["input"]),
+        "output_names": F(list, ["output"]),
+        "save_file": F(str, "model.onnx"),
+        "export_params": F(bool, True),
+        "dynamic_axes": F((dict, type(None)), None),
+        "keep_initializers_as_inputs": F(bool, False),
+        "dynamo": F(bool, False, doc="use the torch.export-based exporter instead of TorchScript"),
+    }),
+    "backend_config": F(dict, doc="backend build settings", children={
+        "common_config": F(dict, children={
+            "precision_policy": F(str, "auto", ("auto", "fp16", "fp32_tf32", "int8", "strongly_typed")),
+            "max_workspace_size": F(int, 1 << 30),
+        }),
+        "model_inputs": F(list, [], doc="dict(name, shape | min_shape/opt_shape/max_shape, dtype)"),
+    }),
+    "model": F(dict, doc="how to build the PyTorch model", children={
+        "builder": F(OPT_STR, None, doc="'module.path:callable' returning a torch.nn.Module"),
+        "kwargs": F(dict, {}),
+        "checkpoint": F(OPT_STR, None, doc="state_dict file, loaded with weights_only=True"),
+        "checkpoint_key": F(OPT_STR, None, doc="key holding the state_dict (default: 'state_dict' if present)"),
+    }),
+    "data": F(dict, doc="how to load samples", children={
+        "loader": F(OPT_STR, None, doc="'module.path:callable' returning an indexable of samples"),
+        "kwargs": F(dict, {}),
+    }),
+    "evaluation": F(dict, doc="accuracy tests", children={
+        "enabled": F(bool, True),
+        "num_samples": F(int, -1, doc="-1 = all"),
+        "verbose": F(bool, False),
+        "models_to_evaluate": F(list, ["pytorch", "onnx"], doc="backends under test"),
+        "evaluator": F(OPT_STR, None, doc="'classification' or 'module.path:Class'"),
+        "kwargs": F(dict, {}),
+        "thresholds": F(dict, {}, children={
+            "min_accuracy": F((int, float, type(None)), None),
+            "max_drop": F((int, float, type(None)), None, doc="max drop of the primary metric vs pytorch"),
+        }),
+    }),
+    "verification": F(dict, doc="cross-backend verification tests", children={
+        "num_samples": F(int, 2),
+        "atol": F(NUM, 1e-3),
+        "rtol": F(NUM, 1e-3),
+        "min_cosine": F((int, float, type(None)), None),
+        "reference": F(str, "pytorch"),
+        "batch_sizes": F(list, [], doc="extra batch sizes to verify when the batch axis is dynamic"),
+    }),
+    "benchmark": F(dict, doc="latency tests", children={
+        "warmup": F(int, 5),
+        "rounds": F(int, 30),
+        "enabled": F(bool, True),
+    }),
+}
+
+
+def suggest(name, candidates):
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _type_names(types):
+    return " or ".join("None" if t is type(None) else t.__name__ for t in types)
+
+
+def validate(raw: dict, spec_file) -> dict:
+    """Check ``raw`` against SCHEMA and return a new dict with every default filled in.
+
+    Top-level names starting with '_' are helper variables of the config file and are ignored.
+    """
+    return _validate_level(raw, SCHEMA, "", spec_file, top=True)
+
+
+def _validate_level(raw, schema, prefix, spec_file, top=False):
+    out = {}
+    for key, value in raw.items():
+        if top and key.startswith("_"):
+            continue
+        dotted = f"{prefix}{key}"
+        if key not in schema:
+            raise SpecError(spec_file, dotted, f"unknown key{suggest(key, schema)}; "
+                            f"expected one of: {', '.join(sorted(schema))}")
+        field = schema[key]
+        if not isinstance(value, field.types) or (isinstance(value, bool) and bool not in field.types):
+            raise SpecError(spec_file, dotted,
+                            f"expected {_type_names(field.types)}, got {type(value).__name__} {value!r}")
+        if field.choices is not None and value not in field.choices:
+            raise SpecError(spec_file, dotted, f"{value!r} is not one of {', '.join(map(repr, field.choices))}"
+                            f"{suggest(str(value), field.choices)}")
+        if field.children is not None:
+            value = _validate_level(value, field.children, dotted + ".", spec_file)
+        out[key] = value
+    for key, field in schema.items():
+        if key not in out:
+            if field.children is not None:
+                out[key] = _validate_level({}, field.children, f"{prefix}{key}.", spec_file)
+            else:
+                out[key] = _copy_default(field.default)
+    return out
+
+
+def _copy_default(value):
+    return copy.deepcopy(value) if isinstance(value, (list, dict)) else value

@@ -1,0 +1,127 @@
+"""The tests every deploy spec gets; collected once per ``--deploy-config`` (see plugin.DeploySpecModule).
+
+- test_export_onnx: the ONNX graph passes the checker, strict shape inference and has the spec's names
+- test_verification[backend-output-sample-shape]: backend vs reference within tolerance
+- test_accuracy[backend]: primary metric >= min and drop vs pytorch <= max_drop
+- test_latency[backend]: pytest-benchmark timing with p50..p99 in extra_info["latency_ms"]
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_autoware_deploy.bench.latency import latency_stats_ms, timed_call
+from pytest_autoware_deploy.cases import sample_indices, shape_cases
+from pytest_autoware_deploy.fixtures import user_errors
+from pytest_autoware_deploy.plugin import spec_of_node
+from pytest_autoware_deploy.spec.model import BackendId
+from pytest_autoware_deploy.verify import Tolerance, compare_output
+
+
+def _skip(reason):
+    return pytest.param(None, marks=pytest.mark.skip(reason=reason), id="skipped")
+
+
+def pytest_generate_tests(metafunc):
+    spec = spec_of_node(metafunc.definition)
+    if spec is None:
+        return
+    name = metafunc.function.__name__
+    backends = list(spec.backends)
+    if name == "test_verification":
+        ref = spec.reference
+        if spec.export_mode == "none":
+            metafunc.parametrize("verify_case", [_skip("export.mode='none': the given ONNX has no PyTorch "
+                                                       "reference to verify against (evaluated and timed only)")])
+            return
+        if not spec.cfg["export"]["verify"]:
+            metafunc.parametrize("verify_case", [_skip("export.verify=False in the spec")])
+            return
+        targets = [b for b in backends if str(b) != ref]
+        if not targets:
+            metafunc.parametrize("verify_case", [_skip(f"no backend besides the reference '{ref}' under test")])
+            return
+        params = [pytest.param((b, out, idx, case), id=f"{b.test_id}-{out}-sample{idx}-{case.id}")
+                  for b in targets for case in shape_cases(spec)
+                  for idx in sample_indices(spec) for out in spec.output_names]
+        metafunc.parametrize("verify_case", params)
+    elif name == "test_accuracy":
+        if not spec.cfg["evaluation"]["enabled"]:
+            metafunc.parametrize("backend", [_skip("evaluation.enabled=False in the spec")])
+            return
+        metafunc.parametrize("backend", backends, ids=[b.test_id for b in backends])
+    elif name == "test_latency":
+        if not spec.cfg["benchmark"]["enabled"]:
+            metafunc.parametrize("backend", [_skip("benchmark.enabled=False in the spec")])
+            return
+        metafunc.parametrize("backend", backends, ids=[b.test_id for b in backends])
+
+
+def test_export_onnx(deploy_spec, onnx_model):
+    from pytest_autoware_deploy.export.onnx import check_onnx
+
+    with user_errors():
+        problems = check_onnx(onnx_model.path, deploy_spec)
+    if problems:
+        pytest.fail(f"{deploy_spec.name}: ONNX {onnx_model.path} is not valid:\n  " + "\n  ".join(problems),
+                    pytrace=False)
+
+
+def test_verification(deploy_spec, deploy_state, verify_case):
+    backend, output, sample_idx, case = verify_case
+    vcfg = deploy_spec.cfg["verification"]
+    tol = Tolerance(vcfg["atol"], vcfg["rtol"], vcfg["min_cosine"])
+    with user_errors():
+        reference = deploy_state.case_outputs(BackendId(deploy_spec.reference), sample_idx, case)
+        actual = deploy_state.case_outputs(backend, sample_idx, case)
+    if output not in actual:
+        pytest.fail(f"{deploy_spec.name}: backend {backend} produced no output '{output}' "
+                    f"(got {sorted(actual)})", pytrace=False)
+    where = (f"spec {deploy_spec.name}, backend {backend} vs {deploy_spec.reference}, output '{output}', "
+             f"sample {sample_idx}, shape {case.id}")
+    result = compare_output(reference[output], actual[output], tol, where)
+    deploy_state.store.add_verification(deploy_spec.name, str(backend), output,
+                                        f"sample{sample_idx}-{case.id}", result.stats, result.passed,
+                                        result.message)
+    if not result.passed:
+        pytest.fail(result.message, pytrace=False)
+
+
+def test_accuracy(deploy_spec, deploy_state, backend):
+    ecfg = deploy_spec.cfg["evaluation"]
+    thresholds = ecfg["thresholds"]
+    with user_errors():
+        result = deploy_state.evaluation(backend)
+        metric = result["primary_metric"]
+        value = result[metric]
+        failures = []
+        if thresholds["min_accuracy"] is not None and value < thresholds["min_accuracy"]:
+            failures.append(f"{metric} {value:.4f} < min_accuracy {thresholds['min_accuracy']:.4f}")
+        if thresholds["max_drop"] is not None and backend.base != "pytorch" and deploy_spec.export_mode != "none":
+            ref = deploy_state.evaluation(BackendId("pytorch", backend.device))[metric]
+            if ref - value > thresholds["max_drop"]:
+                failures.append(f"{metric} dropped {ref - value:.4f} vs pytorch ({ref:.4f} -> {value:.4f}), "
+                                f"max_drop {thresholds['max_drop']:.4f}")
+    if failures:
+        pytest.fail(f"{deploy_spec.name}, backend {backend}, {result['num_samples']} samples: "
+                    + "; ".join(failures), pytrace=False)
+
+
+def test_latency(deploy_spec, deploy_state, backend, benchmark):
+    bcfg = deploy_spec.cfg["benchmark"]
+    with user_errors():
+        runner = deploy_state.runner(backend)
+        feed = deploy_state.example_inputs()
+        call = timed_call(runner.prepare(feed), runner.synchronize)
+    benchmark.group = f"{deploy_spec.name}"
+    benchmark.name = f"{deploy_spec.name}[{backend}]"
+    benchmark.extra_info.update({"spec": deploy_spec.name, "backend": str(backend),
+                                 "device": deploy_state.device_of(backend),
+                                 "input_shapes": {k: list(v.shape) for k, v in feed.items()}})
+    benchmark.pedantic(call, rounds=bcfg["rounds"], warmup_rounds=bcfg["warmup"], iterations=1)
+    stats = benchmark.stats
+    if stats is None:  # --benchmark-disable: pytest-benchmark ran the call once and timed nothing
+        pytest.skip("pytest-benchmark is disabled (--benchmark-disable): no latency measured")
+    latency = latency_stats_ms(stats.stats.data)
+    benchmark.extra_info["latency_ms"] = latency
+    deploy_state.store.set_latency(deploy_spec.name, str(backend), latency)
