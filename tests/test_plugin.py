@@ -1,0 +1,193 @@
+"""The plugin from the outside (pytester): a spec for a model the harness has never seen."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from .conftest import write_tiny_spec
+
+QUIET = ["-p", "no:cacheprovider", "--benchmark-disable-gc"]
+
+
+def run(pytester, *args):
+    return pytester.runpytest_inprocess(*QUIET, *args)
+
+
+def test_external_spec_runs_end_to_end(pytester, tiny_spec):
+    result = run(pytester, f"--deploy-config={tiny_spec}", "-v")
+    result.assert_outcomes(passed=9)
+    result.stdout.fnmatch_lines([
+        "*test_export_onnx[[]tiny[]] PASSED*",
+        "*test_verification[[]tiny-onnx-logits-sample1-b2[]] PASSED*",
+        "*test_accuracy[[]tiny-onnx[]] PASSED*",
+        "*test_latency[[]tiny-pytorch[]] PASSED*",
+    ])
+    report = json.loads((tiny_spec.parent / "out" / "deploy_report.json").read_text())
+    backends = report["specs"]["tiny"]["backends"]
+    assert backends["onnx"]["verification"]["passed"] is True
+    assert set(backends["onnx"]["verification"]["outputs"]["logits"]) >= {"max_abs", "mean_abs", "max_rel",
+                                                                        "cosine", "nan", "inf"}
+    assert backends["onnx"]["evaluation"]["accuracy"] == 1.0
+    assert backends["pytorch"]["evaluation"]["confusion_matrix"]
+    for b in ("pytorch", "onnx"):
+        assert set(backends[b]["latency_ms"]) >= {"min", "max", "mean", "median", "p95", "p99"}
+    assert (tiny_spec.parent / "out" / "deploy_report.md").read_text().startswith("# Deploy report")
+    assert list((tiny_spec.parent / "out" / "tiny" / "figures").glob("*.png"))
+
+
+def test_benchmark_json_carries_percentiles(pytester, tiny_spec, tmp_path):
+    out = tmp_path / "bench.json"
+    run(pytester, f"--deploy-config={tiny_spec}", "-k", "latency", f"--benchmark-json={out}") \
+        .assert_outcomes(passed=2, deselected=7)
+    benches = json.loads(out.read_text())["benchmarks"]
+    assert {b["extra_info"]["backend"] for b in benches} == {"pytorch", "onnx"}
+    for b in benches:
+        lat = b["extra_info"]["latency_ms"]
+        assert lat["min"] <= lat["median"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+        assert lat["rounds"] == 5
+
+
+def test_two_specs_each_get_their_tests(pytester, tmp_path):
+    a = write_tiny_spec(tmp_path / "a", name="alpha")
+    b = write_tiny_spec(tmp_path / "b", name="beta")
+    result = run(pytester, f"--deploy-config={a}", f"--deploy-config={b}", "--collect-only", "-q")
+    text = result.stdout.str()
+    assert "test_export_onnx[alpha]" in text and "test_export_onnx[beta]" in text
+
+
+def test_same_result_from_any_working_directory(pytester, tiny_spec, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    pytester.chdir()
+    rel = tiny_spec.relative_to(tmp_path)
+    import os
+    os.chdir(tmp_path)
+    run(pytester, f"--deploy-config={rel}", "-k", "export").assert_outcomes(passed=1, deselected=8)
+    os.chdir(elsewhere)
+    run(pytester, f"--deploy-config={tiny_spec}", "-k", "export").assert_outcomes(passed=1, deselected=8)
+    assert (tiny_spec.parent / "out" / "model.onnx").is_file()  # work_dir resolved against the spec
+
+
+def test_misspelled_key_is_one_usage_error(pytester, tmp_path):
+    spec = write_tiny_spec(tmp_path / "p", extra="verfication = dict(atol=1)")
+    result = run(pytester, f"--deploy-config={spec}")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*tiny.py: verfication: unknown key (did you mean 'verification'?)*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_unknown_backend_option(pytester, tiny_spec):
+    result = run(pytester, f"--deploy-config={tiny_spec}", "--deploy-backends=pytorch,tensorrtt")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*unknown backend 'tensorrtt' (did you mean 'tensorrt'?)*"])
+
+
+def test_cfg_options_override_dotted_keys(pytester, tiny_spec):
+    result = run(pytester, f"--deploy-config={tiny_spec}", "--deploy-cfg-options", "verification.num_samples=1",
+                 "verification.batch_sizes=[3]", "--collect-only", "-q")
+    text = result.stdout.str()
+    assert "sample0-b3" in text and "sample1" not in text
+
+
+def test_nan_output_fails_verification_with_count(pytester, tmp_path):
+    spec = write_tiny_spec(tmp_path / "p")
+    # the eager model emits one NaN that the exported graph does not: verify pytorch against onnx
+    spec.write_text(spec.read_text().replace("kwargs=dict(width=8)", "kwargs=dict(width=8, nan=True)"))
+    result = run(pytester, f"--deploy-config={spec}", "--deploy-cfg-options", "verification.reference=onnx",
+                 "--deploy-backends=onnx,pytorch", "-k", "verification and sample0-b1")
+    result.assert_outcomes(failed=1, deselected=8)
+    result.stdout.fnmatch_lines(["*backend pytorch vs onnx*1 NaN and 0 Inf values in the output where the "
+                                 "reference is finite (of 3 elements)*"])
+
+
+def test_baked_batch_axis_is_caught(pytester, tmp_path):
+    spec = write_tiny_spec(tmp_path / "p")
+    spec.write_text(spec.read_text().replace("kwargs=dict(width=8)", "kwargs=dict(width=8, bake_batch=True)"))
+    result = run(pytester, f"--deploy-config={spec}", "-k", "verification")
+    result.assert_outcomes(passed=2, failed=2)  # batch 1 (the traced one) passes, batch 2 does not
+    result.stdout.fnmatch_lines(["*spec tiny, backend onnx vs pytorch, output 'logits', sample 0, shape b2: "
+                                 "shape (1, 6) differs from reference shape (2, 3)*"])
+
+
+def test_checkpoint_mismatch_is_clear(pytester, tmp_path):
+    ckpt = tmp_path / "wrong.pth"
+    torch.save({"state_dict": {"body.0.weight": torch.zeros(4, 3, 3, 3), "extra.bias": torch.zeros(1)}}, ckpt)
+    spec = write_tiny_spec(tmp_path / "p", checkpoint=str(ckpt))
+    result = run(pytester, f"--deploy-config={spec}", "-k", "export")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "*does not fit the model Tiny*", "*missing keys*", "*unexpected keys (1): extra.bias*",
+        "*shape mismatches (1): body.0.weight: checkpoint (4, 3, 3, 3) vs model (8, 3, 3, 3)*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_changed_checkpoint_at_same_path_reexports(pytester, tmp_path):
+    ckpt = tmp_path / "model.pth"
+    spec = write_tiny_spec(tmp_path / "p", checkpoint=str(ckpt))
+    import importlib.util
+    mod_spec = importlib.util.spec_from_file_location("tinymodel_t", spec.parent / "tinymodel.py")
+    mod = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(mod)
+    model = mod.build()
+    torch.save(model.state_dict(), ckpt)
+    run(pytester, f"--deploy-config={spec}", "-k", "export").assert_outcomes(passed=1, deselected=8)
+    onnx_file = spec.parent / "out" / "model.onnx"
+    first = onnx_file.read_bytes()
+    run(pytester, f"--deploy-config={spec}", "-k", "export").assert_outcomes(passed=1, deselected=8)
+    assert onnx_file.read_bytes() == first
+    with torch.no_grad():
+        model.head.bias.add_(1.0)
+    torch.save(model.state_dict(), ckpt)
+    run(pytester, f"--deploy-config={spec}", "-k", "export").assert_outcomes(passed=1, deselected=8)
+    assert onnx_file.read_bytes() != first
+    assert len(list((spec.parent / "out" / "tiny" / "cache" / "onnx").iterdir())) == 2
+
+
+def test_eval_only_mode_needs_no_checkpoint(pytester, tmp_path):
+    spec = write_tiny_spec(tmp_path / "p")
+    run(pytester, f"--deploy-config={spec}", "-k", "export")
+    onnx_file = spec.parent / "out" / "model.onnx"
+    eval_spec = spec.parent / "eval_only.py"
+    eval_spec.write_text(f'''
+export = dict(mode='none', work_dir='out_eval')
+runtime_io = dict(onnx_file={str(onnx_file)!r})
+onnx_config = dict(input_names=['image'], output_names=['logits'])
+data = dict(loader='tinymodel:make_samples', kwargs=dict(n=12))
+evaluation = dict(evaluator='classification', kwargs=dict(num_classes=3), models_to_evaluate=['onnx'],
+                  thresholds=dict(min_accuracy=0.99))
+benchmark = dict(warmup=1, rounds=3)
+''')
+    result = run(pytester, f"--deploy-config={eval_spec}", "-v", "-rs")
+    result.assert_outcomes(passed=3, skipped=1)
+    result.stdout.fnmatch_lines(["*export.mode='none': the given ONNX has no PyTorch reference*"])
+
+
+def test_corrupted_onnx_is_one_clear_error(pytester, tmp_path):
+    spec = write_tiny_spec(tmp_path / "p")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00not an onnx model at all")
+    spec.write_text(spec.read_text().replace("export = dict(mode='onnx', work_dir='out')",
+                                             f"export = dict(mode='none', work_dir='out')\n"
+                                             f"runtime_io = dict(onnx_file={str(bad)!r})"))
+    result = run(pytester, f"--deploy-config={spec}", "--deploy-backends=onnx", "-k", "export or accuracy")
+    out = result.stdout.str()
+    assert result.ret == 1
+    assert "bad.onnx is corrupted or not an ONNX model" in out
+    assert "Traceback" not in out
+
+
+def test_user_tests_use_public_fixtures(pytester, tiny_spec):
+    pytester.makepyfile(test_mine='''
+        import numpy as np
+
+        def test_onnx_matches_my_expectation(deploy_spec, onnx_model, deploy_runner, deploy_samples, pytorch_model):
+            assert onnx_model.path.is_file()
+            out = deploy_runner("onnx").infer(deploy_samples[0]["inputs"])
+            assert out["logits"].shape == (1, 3)
+            assert pytorch_model.training is False
+    ''')
+    result = run(pytester, f"--deploy-config={tiny_spec}", "test_mine.py", "-v")
+    result.stdout.fnmatch_lines(["*test_mine.py::test_onnx_matches_my_expectation[[]tiny[]] PASSED*"])
+    result.assert_outcomes(passed=10)
