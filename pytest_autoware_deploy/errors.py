@@ -21,3 +21,7 @@ class ArtifactError(DeployError):
 
 class BackendUnavailable(DeployError):
     """The backend's runtime is not installed or has no usable device here (tests skip with this reason)."""
+
+
+class InferenceError(DeployError):
+    """A backend raised while running a sample: names the backend, the case and the input shapes."""

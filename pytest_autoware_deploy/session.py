@@ -14,7 +14,7 @@ from pathlib import Path
 from .backends.onnxruntime import OnnxRuntimeRunner
 from .backends.pytorch import PyTorchRunner
 from .data import batch_inputs, check_sample, load_samples
-from .errors import BackendUnavailable, DeployError
+from .errors import BackendUnavailable, DeployError, InferenceError
 from .evaluate.base import make_evaluator
 from .export.onnx import OnnxArtifact, export_onnx, load_onnx
 from .export.pytorch_model import build_model
@@ -90,6 +90,19 @@ class SpecState:
             runner.deactivate()
         self._runners.clear()
 
+    def infer(self, backend: BackendId, feed, where: str) -> dict:
+        """Run one inference; a backend's own exception becomes one InferenceError naming the case."""
+        runner = self.runner(backend)
+        try:
+            return runner.infer(feed)
+        except DeployError:
+            raise
+        except Exception as exc:
+            shapes = {k: tuple(v.shape) for k, v in feed.items()}
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise InferenceError(f"{self.spec.name}: backend {backend} failed on {where} with inputs {shapes}: "
+                                 f"{type(exc).__name__}: {first}") from None
+
     # -- verification ---------------------------------------------------------------------------
     def case_inputs(self, sample_idx, shape_case):
         first = self.samples[sample_idx % len(self.samples)]["inputs"]
@@ -99,7 +112,7 @@ class SpecState:
         key = (str(backend), sample_idx, shape_case.id)
         if key not in self._outputs:
             feed = self.case_inputs(sample_idx, shape_case)
-            self._outputs[key] = self.runner(backend).infer(feed)
+            self._outputs[key] = self.infer(backend, feed, f"sample {sample_idx}, shape {shape_case.id}")
         return self._outputs[key]
 
     # -- evaluation -----------------------------------------------------------------------------
@@ -111,7 +124,6 @@ class SpecState:
 
     def _evaluate(self, backend: BackendId) -> dict:
         ecfg = self.spec.cfg["evaluation"]
-        runner = self.runner(backend)
         evaluator = make_evaluator(self.spec)
         n = len(self.samples) if ecfg["num_samples"] < 0 else min(ecfg["num_samples"], len(self.samples))
         for i in progress(range(n), n, f"evaluating {self.spec.name} on {backend}"):
@@ -119,7 +131,7 @@ class SpecState:
             check_sample(self.spec, sample, i)
             if "target" not in sample:
                 raise DeployError(f"{self.spec.name}: sample {i} has no 'target'; evaluation needs one")
-            outputs = runner.infer(sample["inputs"])
+            outputs = self.infer(backend, sample["inputs"], f"evaluation sample {i}")
             evaluator.update(outputs, sample["target"])
             if ecfg["verbose"]:
                 from .progress import emit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ArtifactError, BackendUnavailable
+from ..errors import ArtifactError, BackendUnavailable, InferenceError
 from .base import Runner
 
 
@@ -47,12 +47,12 @@ class OnnxRuntimeRunner(Runner):
         """One clear error for a missing input or a shape the graph cannot take (fixed dims differ)."""
         for name, meta in self.inputs.items():
             if name not in feed:
-                raise ValueError(f"{self.path}: input '{name}' missing from feed (got {sorted(feed)})")
+                raise InferenceError(f"{self.path}: input '{name}' missing from feed (got {sorted(feed)})")
             shape = np.shape(feed[name])
             dims = meta.shape
             if len(shape) != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims, shape)):
-                raise ValueError(f"{self.path}: input '{name}' has shape {tuple(shape)}, graph expects {dims} "
-                                 "(strings are dynamic axes)")
+                raise InferenceError(f"{self.path}: input '{name}' has shape {tuple(shape)}, graph expects "
+                                     f"{dims} (strings are dynamic axes)")
 
     def _infer(self, feed):
         self.check_feed(feed)

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_autoware_deploy.bench.latency import latency_stats_ms, timed_call
+
+
+@given(st.lists(st.floats(1e-6, 1.0), min_size=1, max_size=200))
+def test_percentiles_are_ordered_and_in_ms(timings):
+    s = latency_stats_ms(timings)
+    assert s["min"] <= s["p50"] <= s["p90"] <= s["p95"] <= s["p99"] <= s["max"]
+    assert s["min"] == pytest.approx(min(timings) * 1e3)
+    assert s["median"] == pytest.approx(np.median(timings) * 1e3)
+    assert s["rounds"] == len(timings)
+
+
+def test_empty_timings_raise():
+    with pytest.raises(ValueError):
+        latency_stats_ms([])
+
+
+def test_timed_call_synchronizes_after_each_run():
+    order = []
+    call = timed_call(lambda: order.append("run"), lambda: order.append("sync"))
+    call()
+    assert order == ["run", "sync"]
