@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 SPEC   ?= deploy_specs/calibration_status_classification.py
 DATA    = data/synthetic/calibration_status_classification
 
-.PHONY: install demo data test clean
+.PHONY: install demo data data-full test clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ $(DATA)/info_val.pkl: $(BIN)/.installed
 	$(BIN)/python -m pytest_autoware_deploy.models.calibration_status_classification.synthetic --out $(DATA)
 
 data: $(DATA)/info_val.pkl
+
+data-full: $(BIN)/.installed
+	$(BIN)/python -m pytest_autoware_deploy.models.calibration_status_classification.synthetic \
+		--out $(DATA)_full --height 1860 --width 2880 --count 20
 
 demo: data
 	$(BIN)/autoware-deploy $(SPEC) --work-dir work_dirs/calibration_status_classification \

@@ -7,6 +7,7 @@ from ``pytest_autoware_deploy.suite``; their ids carry the spec's name.
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,13 +72,19 @@ def pytest_configure(config):
             config.args.extend(p for p in spec_paths if p not in config.args)
         else:  # no explicit paths: run the specs, not the project's testpaths
             config.args[:] = spec_paths
+    set_writer(lambda line: _write_uncaptured(config, line))
+
+
+def _write_uncaptured(config, line):
+    """Progress goes to the terminal even while pytest captures the test's output."""
     capman = config.pluginmanager.getplugin("capturemanager")
     terminal = config.pluginmanager.getplugin("terminalreporter")
-    if capman is not None and terminal is not None:
-        def write(line):
-            with capman.global_and_fixture_disabled():
-                terminal.write_line(line)
-        set_writer(write)
+    if capman is None or terminal is None:
+        print(line, file=sys.stderr, flush=True)
+        return
+    with capman.global_and_fixture_disabled():
+        terminal.ensure_newline()
+        terminal.write_line(line)
 
 
 def pytest_unconfigure(config):
