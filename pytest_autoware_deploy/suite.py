@@ -120,8 +120,9 @@ def test_latency(deploy_spec, deploy_state, backend, benchmark):
                                  "input_shapes": {k: list(v.shape) for k, v in feed.items()}})
     benchmark.pedantic(call, rounds=bcfg["rounds"], warmup_rounds=bcfg["warmup"], iterations=1)
     stats = benchmark.stats
-    if stats is None:  # --benchmark-disable: pytest-benchmark ran the call once and timed nothing
-        pytest.skip("pytest-benchmark is disabled (--benchmark-disable): no latency measured")
+    if stats is None:  # pytest-benchmark ran the call once and timed nothing
+        pytest.skip("pytest-benchmark is disabled (--benchmark-disable, or automatically under pytest-xdist): "
+                    "no latency measured")
     latency = latency_stats_ms(stats.stats.data)
     benchmark.extra_info["latency_ms"] = latency
     deploy_state.store.set_latency(deploy_spec.name, str(backend), latency)

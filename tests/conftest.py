@@ -84,3 +84,10 @@ def write_tiny_spec(directory: Path, name="tiny", extra="", checkpoint=None) -> 
 @pytest.fixture
 def tiny_spec(tmp_path):
     return write_tiny_spec(tmp_path / "user_project")
+
+
+@pytest.fixture(autouse=True)
+def _inner_runs_are_not_xdist_workers(monkeypatch):
+    """pytest-benchmark disables itself when PYTEST_XDIST_WORKER is set; runs we start are not workers."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.delenv("PYTEST_XDIST_TESTRUNUID", raising=False)
