@@ -79,8 +79,9 @@ class SpecState:
             elif backend.base == "onnx":
                 runner = OnnxRuntimeRunner(self.onnx.path, device)
             else:
-                raise BackendUnavailable("TensorRT is not installed here (no tensorrt module), so the "
-                                         "tensorrt backend cannot run")
+                from .export.tensorrt import build_engine
+
+                build_engine(self.spec, self.onnx.path)  # raises BackendUnavailable with the reason
             runner.activate()
             self._runners[key] = runner
         return self._runners[key]
@@ -124,6 +125,7 @@ class SpecState:
 
     def _evaluate(self, backend: BackendId) -> dict:
         ecfg = self.spec.cfg["evaluation"]
+        self.runner(backend)  # an unavailable backend is reported before any progress starts
         evaluator = make_evaluator(self.spec)
         n = len(self.samples) if ecfg["num_samples"] < 0 else min(ecfg["num_samples"], len(self.samples))
         for i in progress(range(n), n, f"evaluating {self.spec.name} on {backend}"):

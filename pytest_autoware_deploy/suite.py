@@ -67,6 +67,14 @@ def test_export_onnx(deploy_spec, onnx_model):
                     pytrace=False)
 
 
+def test_export_tensorrt(deploy_spec, onnx_model):
+    """Collected only for export.mode 'trt'/'both': the engine build, never silently dropped."""
+    from pytest_autoware_deploy.export.tensorrt import build_engine
+
+    with user_errors():
+        build_engine(deploy_spec, onnx_model.path)
+
+
 def test_verification(deploy_spec, deploy_state, verify_case):
     backend, output, sample_idx, case = verify_case
     vcfg = deploy_spec.cfg["verification"]
