@@ -191,3 +191,18 @@ def test_user_tests_use_public_fixtures(pytester, tiny_spec):
     result = run(pytester, f"--deploy-config={tiny_spec}", "test_mine.py", "-v")
     result.stdout.fnmatch_lines(["*test_mine.py::test_onnx_matches_my_expectation[[]tiny[]] PASSED*"])
     result.assert_outcomes(passed=10)
+
+
+def test_tensorrt_requests_are_visible_skips(pytester, tiny_spec):
+    result = run(pytester, f"--deploy-config={tiny_spec}", "--deploy-cfg-options", "export.mode=both",
+                 "--deploy-backends=pytorch,tensorrt", "-rs", "--benchmark-disable")
+    result.stdout.fnmatch_lines(["*SKIPPED*TensorRT is not installed here (no 'tensorrt' module)*"])
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 0 and outcomes["skipped"] >= 3  # export, verification, accuracy
+
+
+def test_verify_false_is_a_visible_skip(pytester, tiny_spec):
+    result = run(pytester, f"--deploy-config={tiny_spec}", "--deploy-cfg-options", "export.verify=False",
+                 "-rs", "-k", "verification")
+    result.assert_outcomes(skipped=1, deselected=5)
+    result.stdout.fnmatch_lines(["*export.verify=False in the spec*"])
