@@ -65,12 +65,6 @@ def _load_specs(config):
 def pytest_configure(config):
     config.addinivalue_line("markers", "deploy: a test generated from a deploy spec")
     specs = _load_specs(config)
-    for spec in specs:
-        policy = spec.cfg["backend_config"]["common_config"]["precision_policy"]
-        if policy != "auto":
-            config.issue_config_time_warning(pytest.PytestConfigWarning(
-                f"{spec.file}: backend_config.common_config.precision_policy={policy!r} is not applied by this "
-                "version (ONNX Runtime runs the exported fp32 graph as is)"), stacklevel=2)
     config.stash[SESSION_KEY] = DeploySession(specs, rebuild=config.getoption("deploy_rebuild"))
     if specs:
         spec_paths = [str(s.file) for s in specs]

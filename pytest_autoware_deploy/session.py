@@ -31,6 +31,7 @@ class SpecState:
         self._runners: dict[str, object] = {}
         self._outputs: dict[tuple, dict] = {}
         self._evaluations: dict[str, dict] = {}
+        self._policies: dict[str, object] = {}
         store.set_spec_info(spec.name, spec.work_dir, spec_file=str(spec.file))
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -66,6 +67,18 @@ class SpecState:
                                  export_key=art.key, onnx_rebuilt=art.built)
         return art
 
+    def policy_onnx(self, policy: str):
+        """The ONNX graph a precision policy runs (cached per policy)."""
+        if policy not in self._policies:
+            from .export.precision import derive
+
+            art = derive(self.spec, self.onnx.path, policy, self.samples, rebuild=self.rebuild)
+            self._policies[policy] = art
+            if art.info:
+                self.store.set_spec_info(self.spec.name, self.spec.work_dir,
+                                         **{f"precision_{policy}": {"onnx": str(art.path), **art.info}})
+        return self._policies[policy]
+
     # -- runners --------------------------------------------------------------------------------
     def device_of(self, backend: BackendId) -> str:
         return backend.device or self.spec.device
@@ -77,11 +90,16 @@ class SpecState:
             if backend.base == "pytorch":
                 runner = PyTorchRunner(self.model, self.spec.input_names, self.spec.output_names, device)
             elif backend.base == "onnx":
-                runner = OnnxRuntimeRunner(self.onnx.path, device)
+                graph = self.policy_onnx(backend.policy_name).path
+                runner = OnnxRuntimeRunner(graph, device, tf32=_tf32_for(backend.policy_name))
             else:
                 from .export.tensorrt import build_engine
 
-                build_engine(self.spec, self.onnx.path)  # raises BackendUnavailable with the reason
+                graph = self.policy_onnx(backend.policy_name).path
+                engine = build_engine(self.spec, graph, policy=backend.policy_name, rebuild=self.rebuild)
+                from .backends.tensorrt import TensorRTRunner
+
+                runner = TensorRTRunner(engine.path, device if device.startswith("cuda") else "cuda:0")
             runner.activate()
             self._runners[key] = runner
         return self._runners[key]
@@ -147,6 +165,11 @@ class SpecState:
             result["figures"] = [os.path.relpath(p, self.spec.work_dir) for p in paths]
         self.store.set_evaluation(self.spec.name, str(backend), result)
         return result
+
+
+def _tf32_for(policy: str):
+    """TF32 on CUDA: allowed by 'fp32_tf32', forbidden by 'strongly_typed', ORT's default otherwise."""
+    return {"fp32_tf32": True, "strongly_typed": False}.get(policy)
 
 
 class DeploySession:

@@ -12,6 +12,7 @@ import pytest
 
 from pytest_autoware_deploy.bench.latency import latency_stats_ms, timed_call
 from pytest_autoware_deploy.cases import sample_indices, shape_cases
+from pytest_autoware_deploy.export.precision import max_drop_for, tolerance_for
 from pytest_autoware_deploy.fixtures import user_errors
 from pytest_autoware_deploy.plugin import spec_of_node
 from pytest_autoware_deploy.spec.model import BackendId
@@ -77,8 +78,7 @@ def test_export_tensorrt(deploy_spec, onnx_model):
 
 def test_verification(deploy_spec, deploy_state, verify_case):
     backend, output, sample_idx, case = verify_case
-    vcfg = deploy_spec.cfg["verification"]
-    tol = Tolerance(vcfg["atol"], vcfg["rtol"], vcfg["min_cosine"])
+    tol = Tolerance(**tolerance_for(deploy_spec, backend.policy_name))
     with user_errors():
         reference = deploy_state.case_outputs(BackendId(deploy_spec.reference), sample_idx, case)
         actual = deploy_state.case_outputs(backend, sample_idx, case)
@@ -105,11 +105,12 @@ def test_accuracy(deploy_spec, deploy_state, backend):
         failures = []
         if thresholds["min_accuracy"] is not None and value < thresholds["min_accuracy"]:
             failures.append(f"{metric} {value:.4f} < min_accuracy {thresholds['min_accuracy']:.4f}")
-        if thresholds["max_drop"] is not None and backend.base != "pytorch" and deploy_spec.export_mode != "none":
+        max_drop = max_drop_for(deploy_spec, backend.policy_name)
+        if max_drop is not None and backend.base != "pytorch" and deploy_spec.export_mode != "none":
             ref = deploy_state.evaluation(BackendId("pytorch", backend.device))[metric]
-            if ref - value > thresholds["max_drop"]:
+            if ref - value > max_drop:
                 failures.append(f"{metric} dropped {ref - value:.4f} vs pytorch ({ref:.4f} -> {value:.4f}), "
-                                f"max_drop {thresholds['max_drop']:.4f}")
+                                f"max_drop {max_drop:.4f} for policy {backend.policy_name}")
     if failures:
         pytest.fail(f"{deploy_spec.name}, backend {backend}, {result['num_samples']} samples: "
                     + "; ".join(failures), pytrace=False)

@@ -8,18 +8,21 @@ from ..errors import ArtifactError, BackendUnavailable, InferenceError
 from .base import Runner
 
 
-def providers_for(device: str):
+def providers_for(device: str, tf32=None):
     if device.startswith("cuda"):
-        idx = int(device.partition(":")[2] or 0)
-        return [("CUDAExecutionProvider", {"device_id": idx}), "CPUExecutionProvider"]
+        options = {"device_id": int(device.partition(":")[2] or 0)}
+        if tf32 is not None:
+            options["use_tf32"] = int(tf32)
+        return [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
 
 class OnnxRuntimeRunner(Runner):
-    def __init__(self, onnx_path, device="cpu", intra_op_threads=0):
+    def __init__(self, onnx_path, device="cpu", intra_op_threads=0, tf32=None):
         super().__init__()
         self.path = str(onnx_path)
         self.device = device
+        self.tf32 = tf32
         self.threads = intra_op_threads
         self.name = f"onnx@{device}"
         self.session = None
@@ -29,7 +32,7 @@ class OnnxRuntimeRunner(Runner):
             import onnxruntime as ort
         except ImportError:
             raise BackendUnavailable("onnxruntime is not installed (pip install '.[cpu]' or '.[gpu]')") from None
-        providers = providers_for(self.device)
+        providers = providers_for(self.device, self.tf32)
         if self.device.startswith("cuda") and "CUDAExecutionProvider" not in ort.get_available_providers():
             raise BackendUnavailable(f"onnx on {self.device}: this onnxruntime has no CUDAExecutionProvider "
                                      f"(available: {ort.get_available_providers()}); install onnxruntime-gpu")

@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 from ..errors import SpecError
+from ..export.precision import POLICIES
 from ..registry import FAMILY_KEYS, families
 from .model import BACKEND_BASES, BackendId, DeploySpec, InputSpec
 from .schema import suggest, validate
@@ -72,7 +73,8 @@ def load_spec(path, cfg_options=None, work_dir=None, device=None, backends=None,
         file=path,
         cfg=values,
         work_dir=Path(values["export"]["work_dir"]),
-        backends=[parse_backend(b, path) for b in values["evaluation"]["models_to_evaluate"]],
+        backends=expand_policies([parse_backend(b, path) for b in values["evaluation"]["models_to_evaluate"]],
+                                 values, path),
         device=values["export"]["device"],
         inputs=_input_specs(values, path),
     )
@@ -84,12 +86,35 @@ def parse_backend(text, spec_file) -> BackendId:
     key = "evaluation.models_to_evaluate"
     if not isinstance(text, str) or not text:
         raise SpecError(spec_file, key, f"backend names are strings, got {text!r}")
-    base, _, device = text.partition("@")
+    head, _, device = text.partition("@")
+    base, _, policy = head.partition(":")
     if base not in BACKEND_BASES:
         raise SpecError(spec_file, key, f"unknown backend {text!r}{suggest(base, BACKEND_BASES)}; "
                         f"expected one of {', '.join(BACKEND_BASES)} with an optional '@device' "
                         f"suffix, e.g. 'onnx@cuda:0'")
-    return BackendId(base, device or None)
+    if policy and policy not in POLICIES:
+        raise SpecError(spec_file, key, f"unknown precision policy {policy!r} in backend {text!r}"
+                        f"{suggest(policy, POLICIES)}; expected one of {', '.join(POLICIES)}")
+    if policy and base == "pytorch":
+        raise SpecError(spec_file, key, f"{text!r}: precision policies apply to exported graphs (onnx, tensorrt), "
+                        "not to the pytorch reference")
+    return BackendId(base, device or None, None if policy in ("", "auto") else policy)
+
+
+def expand_policies(backends, values, spec_file):
+    """Each exported backend without an explicit policy is tested under every policy in precision.policies."""
+    policies = values["precision"]["policies"] or [values["backend_config"]["common_config"]["precision_policy"]]
+    for p in policies:
+        if p not in POLICIES:
+            raise SpecError(spec_file, "precision.policies", f"unknown precision policy {p!r}{suggest(str(p), POLICIES)}; "
+                            f"expected one of {', '.join(POLICIES)}")
+    out = []
+    for b in backends:
+        if b.base == "pytorch" or b.policy is not None:
+            out.append(b)
+        else:
+            out += [BackendId(b.base, b.device, None if p == "auto" else p) for p in policies]
+    return list(dict.fromkeys(out))
 
 
 def _apply_family(values, spec_file):

@@ -11,17 +11,28 @@ BACKEND_BASES = ("pytorch", "onnx", "tensorrt")
 
 @dataclass(frozen=True)
 class BackendId:
-    """A backend under test: base name plus optional device, written ``onnx`` or ``onnx@cuda:0``."""
+    """A backend under test: base name, optional precision policy and device.
+
+    Written ``onnx``, ``onnx:fp16``, ``onnx@cuda:0`` or ``onnx:int8@cuda:0``; policy None means 'auto'
+    (the graph as exported), which keeps the seed's plain backend names in ids and reports.
+    """
 
     base: str
     device: str | None = None
+    policy: str | None = None
 
     def __str__(self):
-        return self.base if self.device is None else f"{self.base}@{self.device}"
+        text = self.base if self.policy is None else f"{self.base}:{self.policy}"
+        return text if self.device is None else f"{text}@{self.device}"
+
+    @property
+    def policy_name(self) -> str:
+        return self.policy or "auto"
 
     @property
     def test_id(self):
-        return str(self).replace(":", "")
+        text = self.base if self.policy is None else f"{self.base}-{self.policy}"
+        return text if self.device is None else f"{text}-{self.device.replace(':', '')}"
 
 
 @dataclass(frozen=True)

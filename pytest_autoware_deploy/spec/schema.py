@@ -97,6 +97,25 @@ SCHEMA: dict[str, Field] = {
         "reference": F(str, "pytorch"),
         "batch_sizes": F(list, [], doc="extra batch sizes to verify when the batch axis is dynamic"),
     }),
+    "precision": F(dict, doc="precision policies as ONNX-level transforms, tested per (backend, policy)", children={
+        "policies": F(list, [], doc="policies under test (default: [backend_config.common_config.precision_policy])"),
+        "fp16": F(dict, {}, children={
+            "keep_io_types": F(bool, True, doc="graph inputs/outputs stay float32"),
+            "op_block_list": F((list, type(None)), None, doc="op types kept in fp32 (default: sensitive ops)"),
+            "overflow_check": F(bool, True, doc="keep nodes whose fp32 outputs exceed the fp16 range on "
+                                                "calibration data in fp32"),
+            "overflow_samples": F(int, 4),
+        }),
+        "int8": F(dict, {}, children={
+            "calibration_samples": F(int, 32),
+            "calibrate_method": F(str, "MinMax", ("MinMax", "Entropy", "Percentile", "Distribution")),
+            "per_channel": F(bool, True),
+            "symmetric": F(bool, True, doc="symmetric activations and weights (what TensorRT requires)"),
+            "op_types_to_quantize": F((list, type(None)), None),
+        }),
+        "tolerances": F(dict, {}, doc="policy -> dict(atol, rtol, min_cosine) replacing verification's"),
+        "max_drop": F(dict, {}, doc="policy -> max drop of the primary metric vs pytorch"),
+    }),
     "benchmark": F(dict, doc="latency tests", children={
         "warmup": F(int, 5),
         "rounds": F(int, 30),

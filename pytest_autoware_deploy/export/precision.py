@@ -1,0 +1,216 @@
+"""Precision policies as ONNX-level transforms (TensorRT 11 removed the builder flags for them).
+
+- ``auto``, ``strongly_typed``: the exported graph as is (the backend decides / types are obeyed)
+- ``fp32_tf32``: the graph as is; backends allow TF32 math
+- ``fp16``: onnxconverter-common's float16 converter, keeping numerically sensitive op types in
+  fp32, plus every node whose fp32 output leaves the fp16 range on calibration data
+- ``int8``: ONNX Runtime static quantization to explicit Q/DQ (per-channel weights, symmetric
+  by default since TensorRT needs it), calibrated on the spec's own samples
+
+Each derived graph is an artifact of its own, cached like the base export under a key that
+includes the base graph's digest, the policy settings and the calibration inputs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ArtifactError, SpecError
+from ..progress import status
+from .cache import ArtifactCache, content_key, file_digest
+
+POLICIES = ("auto", "fp16", "fp32_tf32", "int8", "strongly_typed")
+GRAPH_UNCHANGED = ("auto", "fp32_tf32", "strongly_typed")
+
+# Ops whose fp16 evaluation loses range or precision badly: normalisations, softmax, reductions,
+# exponentials and friends. Added to onnxconverter-common's own DEFAULT_OP_BLOCK_LIST.
+SENSITIVE_OPS = ("BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization",
+                 "Softmax", "LogSoftmax", "ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceProd", "ReduceL1",
+                 "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "Exp", "Log", "Pow", "Sqrt", "Reciprocal", "Erf",
+                 "CumSum", "Einsum", "TopK", "NonMaxSuppression", "RoiAlign")
+FP16_MAX = 65504.0
+
+# Default verification tolerances and accuracy-drop allowances per policy (spec values win).
+DEFAULT_TOLERANCES = {
+    "fp32_tf32": {"atol": 5e-3, "rtol": 5e-3},
+    "fp16": {"atol": 2e-2, "rtol": 2e-2, "min_cosine": 0.999},
+    "int8": {"atol": 0.75, "rtol": 0.5, "min_cosine": 0.98},
+}
+DEFAULT_MAX_DROP = {"fp16": 0.01, "int8": 0.03}
+
+
+@dataclass
+class PolicyArtifact:
+    policy: str
+    path: Path
+    key: str
+    built: bool
+    info: dict
+
+
+def tolerance_for(spec, policy: str) -> dict:
+    base = {k: spec.cfg["verification"][k] for k in ("atol", "rtol", "min_cosine")}
+    base.update(DEFAULT_TOLERANCES.get(policy, {}))
+    base.update(spec.cfg["precision"]["tolerances"].get(policy, {}))
+    return base
+
+
+def max_drop_for(spec, policy: str):
+    explicit = spec.cfg["precision"]["max_drop"]
+    if policy in explicit:
+        return explicit[policy]
+    general = spec.cfg["evaluation"]["thresholds"]["max_drop"]
+    if general is None:
+        return None
+    return max(general, DEFAULT_MAX_DROP.get(policy, 0.0))
+
+
+def derive(spec, base_onnx: Path, policy: str, samples, rebuild=False) -> PolicyArtifact:
+    """The ONNX graph for ``policy``: the base export itself, or a cached fp16/int8 transform of it."""
+    if policy not in POLICIES:
+        raise SpecError(spec.file, "precision.policies", f"unknown precision policy {policy!r}; expected one of "
+                        f"{', '.join(POLICIES)}")
+    if policy in GRAPH_UNCHANGED:
+        return PolicyArtifact(policy, Path(base_onnx), "base", False, {})
+    settings = spec.cfg["precision"][policy]
+    calib_idx = _calibration_indices(settings, policy, len(samples))
+    key = content_key({"base": file_digest(base_onnx), "policy": policy, "settings": settings,
+                       "data": spec.cfg["data"], "info_pkl_digest": _maybe_digest(spec.cfg["runtime_io"]["info_pkl"]),
+                       "calibration": calib_idx, "versions": _versions()})
+    cache = ArtifactCache(spec.artifact_dir() / "cache")
+    info: dict = {}
+
+    def build(tmp: Path):
+        with status(f"{spec.name}: deriving the {policy} graph from {Path(base_onnx).name}"):
+            if policy == "fp16":
+                info.update(_to_fp16(spec, base_onnx, tmp, settings, samples, calib_idx))
+            else:
+                info.update(_to_int8(spec, base_onnx, tmp, settings, samples, calib_idx))
+
+    path, built = cache.get_or_build(f"onnx-{policy}", key, "model.onnx", build, meta={"policy": policy},
+                                     rebuild=rebuild)
+    info_file = path.parent / "policy.json"
+    if built:
+        info_file.write_text(json.dumps(info, indent=2))
+    elif info_file.is_file():
+        info = json.loads(info_file.read_text())
+    return PolicyArtifact(policy, path, key, built, info)
+
+
+def _maybe_digest(path):
+    return file_digest(path) if path and Path(path).is_file() else None
+
+
+def _versions():
+    import onnx
+    import onnxruntime
+
+    try:
+        import onnxconverter_common
+        occ = onnxconverter_common.__version__
+    except ImportError:
+        occ = None
+    return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "onnxconverter_common": occ}
+
+
+def _calibration_indices(settings, policy, n):
+    count = settings["calibration_samples"] if policy == "int8" else settings["overflow_samples"]
+    return list(range(min(max(count, 1), n)))
+
+
+def _feeds(samples, indices):
+    return [{k: np.asarray(v) for k, v in samples[i]["inputs"].items()} for i in indices]
+
+
+def node_output_ranges(onnx_path, feeds) -> dict[str, float]:
+    """Max |value| of every float node output over ``feeds``, by running a copy that exposes them all."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(onnx_path))
+    model = onnx.shape_inference.infer_shapes(model)
+    known = {vi.name: vi for vi in list(model.graph.value_info) + list(model.graph.output)}
+    existing = {o.name for o in model.graph.output}
+    for node in model.graph.node:
+        for out in node.output:
+            vi = known.get(out)
+            if vi is not None and vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT and out not in existing:
+                model.graph.output.append(vi)
+                existing.add(out)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    ranges: dict[str, float] = {}
+    for feed in feeds:
+        for name, value in zip(names, session.run(names, feed)):
+            if np.issubdtype(np.asarray(value).dtype, np.floating) and np.size(value):
+                ranges[name] = max(ranges.get(name, 0.0), float(np.nanmax(np.abs(value))))
+    return ranges
+
+
+def _to_fp16(spec, base_onnx, out_path, settings, samples, calib_idx) -> dict:
+    import onnx
+    from onnxconverter_common import float16
+
+    model = onnx.load(str(base_onnx))
+    block_ops = sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | set(settings["op_block_list"] or SENSITIVE_OPS))
+    block_nodes = []
+    if settings["overflow_check"]:
+        ranges = node_output_ranges(base_onnx, _feeds(samples, calib_idx))
+        hot = {name for name, peak in ranges.items() if peak > FP16_MAX / 2}
+        block_nodes = [n.name for n in model.graph.node if n.name and hot.intersection(n.output)]
+    try:
+        converted = float16.convert_float_to_float16(model, keep_io_types=settings["keep_io_types"],
+                                                     op_block_list=block_ops, node_block_list=block_nodes)
+    except Exception as exc:
+        raise ArtifactError(f"{spec.name}: fp16 conversion of {base_onnx} failed: {type(exc).__name__}: {exc}") from None
+    onnx.save(converted, str(out_path))
+    kept = [n.op_type for n in model.graph.node if n.op_type in block_ops]
+    return {"converter": "onnxconverter_common.float16", "keep_io_types": settings["keep_io_types"],
+            "fp32_nodes_for_range": block_nodes, "fp32_ops_in_graph": sorted(set(kept)),
+            "overflow_samples": len(calib_idx) if settings["overflow_check"] else 0}
+
+
+class _SampleReader:
+    """ONNX Runtime CalibrationDataReader over the spec's samples."""
+
+    def __init__(self, feeds):
+        self._it = iter(feeds)
+
+    def get_next(self):
+        return next(self._it, None)
+
+    def rewind(self):  # some calibrators iterate twice
+        pass
+
+
+def _to_int8(spec, base_onnx, out_path, settings, samples, calib_idx) -> dict:
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    feeds = _feeds(samples, calib_idx)
+    reader = type("SpecCalibrationReader", (_SampleReader, CalibrationDataReader), {})(feeds)
+    pre = Path(out_path).with_name(Path(out_path).name + ".pre.onnx")
+    try:
+        quant_pre_process(str(base_onnx), str(pre), skip_symbolic_shape=True)
+        extra = {"ActivationSymmetric": settings["symmetric"], "WeightSymmetric": settings["symmetric"]}
+        quantize_static(str(pre), str(out_path), reader, quant_format=QuantFormat.QDQ,
+                        per_channel=settings["per_channel"], activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8, op_types_to_quantize=settings["op_types_to_quantize"],
+                        calibrate_method=getattr(CalibrationMethod, settings["calibrate_method"]),
+                        extra_options=extra)
+    except Exception as exc:
+        raise ArtifactError(f"{spec.name}: int8 quantization of {base_onnx} failed: "
+                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    finally:
+        if pre.exists():
+            pre.unlink()
+    return {"quantizer": "onnxruntime.quantization.quantize_static", "format": "QDQ",
+            "calibration_samples": len(calib_idx), "calibrate_method": settings["calibrate_method"],
+            "per_channel": settings["per_channel"], "symmetric": settings["symmetric"]}
