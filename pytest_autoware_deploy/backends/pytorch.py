@@ -22,6 +22,10 @@ class PyTorchRunner(Runner):
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             from ..errors import BackendUnavailable
             raise BackendUnavailable(f"pytorch on {self.device}: torch has no CUDA device here")
+        if self.device.startswith("cuda"):
+            # the reference computes in true fp32: TF32 is a precision policy of the backends under test
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         self.model.to(self.device).eval()
 
     def _to_outputs(self, result):

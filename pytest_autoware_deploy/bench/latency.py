@@ -31,3 +31,18 @@ def timed_call(run, synchronize):
         return out
 
     return call
+
+
+def end_to_end_timings(runner, feed, warmup, rounds):
+    """Seconds per ``runner.infer`` (host inputs in, host outputs out): what a caller without
+    device-resident buffers pays, reported beside the device-resident latency."""
+    import time
+
+    for _ in range(warmup):
+        runner.infer(feed)
+    out = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        runner.infer(feed)
+        out.append(time.perf_counter() - start)
+    return out

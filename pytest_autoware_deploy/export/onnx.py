@@ -59,7 +59,8 @@ def export_onnx(spec, model, example_inputs, rebuild=False) -> OnnxArtifact:
 def _torch_export(model, example_inputs, path, ocfg):
     import torch
 
-    args = tuple(torch.from_numpy(example_inputs[n]) for n in ocfg["input_names"])
+    device = next(iter(model.parameters()), torch.zeros(0)).device  # the pytorch runner may have moved it
+    args = tuple(torch.from_numpy(example_inputs[n]).to(device) for n in ocfg["input_names"])
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(

@@ -45,9 +45,12 @@ class ReportStore:
         with self._lock:
             self.backend(spec_name, backend)["evaluation"] = result
 
-    def set_latency(self, spec_name, backend, stats_ms: dict):
+    def set_latency(self, spec_name, backend, stats_ms: dict, e2e_ms: dict | None = None):
         with self._lock:
-            self.backend(spec_name, backend)["latency_ms"] = stats_ms
+            body = self.backend(spec_name, backend)
+            body["latency_ms"] = stats_ms
+            if e2e_ms is not None:
+                body["latency_e2e_ms"] = e2e_ms
 
     def by_work_dir(self) -> dict[str, dict]:
         groups: dict[str, dict] = {}

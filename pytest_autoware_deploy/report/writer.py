@@ -65,8 +65,9 @@ def render_markdown(doc: dict) -> str:
         lines += ["### Latency (ms)", "", "| backend | " + " | ".join(LATENCY_COLS) + " |",
                   "|---|" + "---|" * len(LATENCY_COLS)]
         for b, body in backends.items():
-            lat = body.get("latency_ms")
-            if lat:
-                lines.append(f"| {b} | " + " | ".join(_num(lat.get(c), ".3f") for c in LATENCY_COLS) + " |")
+            for key, label in (("latency_ms", b), ("latency_e2e_ms", f"{b} (end to end, host copies)")):
+                lat = body.get(key)
+                if lat:
+                    lines.append(f"| {label} | " + " | ".join(_num(lat.get(c), ".3f") for c in LATENCY_COLS) + " |")
         lines.append("")
     return "\n".join(lines)
