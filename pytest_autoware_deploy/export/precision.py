@@ -2,8 +2,11 @@
 
 - ``auto``, ``strongly_typed``: the exported graph as is (the backend decides / types are obeyed)
 - ``fp32_tf32``: the graph as is; backends allow TF32 math
-- ``fp16``: onnxconverter-common's float16 converter, keeping numerically sensitive op types in
-  fp32, plus every node whose fp32 output leaves the fp16 range on calibration data
+- ``fp16``: ONNX Runtime's float16 converter (``onnxruntime.transformers.float16``), keeping
+  numerically sensitive op types in fp32, plus every node that produces or consumes a tensor whose
+  fp32 values leave the fp16 range on calibration data; the converter hands a kept node's output
+  to the next node through an fp16 Cast even when that node is kept too, so those fp32->fp16->fp32
+  round trips are then removed (a value of 1e5 would otherwise become inf between two fp32 nodes)
 - ``int8``: ONNX Runtime static quantization to explicit Q/DQ (per-channel weights, symmetric
   by default since TensorRT needs it), calibrated on the spec's own samples
 
@@ -41,6 +44,9 @@ DEFAULT_TOLERANCES = {
     "int8": {"atol": 0.75, "rtol": 0.5, "min_cosine": 0.98},
 }
 DEFAULT_MAX_DROP = {"fp16": 0.01, "int8": 0.03}
+
+
+_SOURCE_DIGEST = file_digest(__file__)  # a change to these transforms re-derives cached graphs
 
 
 @dataclass
@@ -109,12 +115,7 @@ def _versions():
     import onnx
     import onnxruntime
 
-    try:
-        import onnxconverter_common
-        occ = onnxconverter_common.__version__
-    except ImportError:
-        occ = None
-    return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "onnxconverter_common": occ}
+    return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "precision_module": _SOURCE_DIGEST}
 
 
 def _calibration_indices(settings, policy, n):
@@ -154,25 +155,53 @@ def node_output_ranges(onnx_path, feeds) -> dict[str, float]:
     return ranges
 
 
+def skip_fp16_round_trips(model) -> int:
+    """Rewire ``Cast(to=float) <- Cast(to=float16) <- x`` to read ``x`` directly; drop dead Casts."""
+    import onnx
+
+    def cast_to(node):
+        return next((a.i for a in node.attribute if a.name == "to"), None)
+
+    producer = {out: n for n in model.graph.node for out in n.output}
+    rewired = 0
+    for node in model.graph.node:
+        if node.op_type == "Cast" and cast_to(node) == onnx.TensorProto.FLOAT:
+            src = producer.get(node.input[0])
+            if src is not None and src.op_type == "Cast" and cast_to(src) == onnx.TensorProto.FLOAT16:
+                node.input[0] = src.input[0]
+                rewired += 1
+    used = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
+    dead = [n for n in model.graph.node if n.op_type == "Cast" and not used.intersection(n.output)]
+    for n in dead:
+        model.graph.node.remove(n)
+    return rewired
+
+
 def _to_fp16(spec, base_onnx, out_path, settings, samples, calib_idx) -> dict:
     import onnx
-    from onnxconverter_common import float16
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
     model = onnx.load(str(base_onnx))
-    block_ops = sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | set(settings["op_block_list"] or SENSITIVE_OPS))
+    block_ops = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(settings["op_block_list"] or SENSITIVE_OPS))
     block_nodes = []
     if settings["overflow_check"]:
         ranges = node_output_ranges(base_onnx, _feeds(samples, calib_idx))
         hot = {name for name, peak in ranges.items() if peak > FP16_MAX / 2}
-        block_nodes = [n.name for n in model.graph.node if n.name and hot.intersection(n.output)]
+        block_nodes = [n.name for n in model.graph.node
+                       if n.name and (hot.intersection(n.output) or hot.intersection(n.input))]
     try:
-        converted = float16.convert_float_to_float16(model, keep_io_types=settings["keep_io_types"],
-                                                     op_block_list=block_ops, node_block_list=block_nodes)
+        converted = convert_float_to_float16(model, keep_io_types=settings["keep_io_types"],
+                                             op_block_list=block_ops, node_block_list=block_nodes)
+        rewired = skip_fp16_round_trips(converted)
+        OnnxModel(converted).topological_sort()  # the converter appends its Casts; parsers want order
+        onnx.checker.check_model(converted)
     except Exception as exc:
         raise ArtifactError(f"{spec.name}: fp16 conversion of {base_onnx} failed: {type(exc).__name__}: {exc}") from None
     onnx.save(converted, str(out_path))
     kept = [n.op_type for n in model.graph.node if n.op_type in block_ops]
-    return {"converter": "onnxconverter_common.float16", "keep_io_types": settings["keep_io_types"],
+    return {"converter": "onnxruntime.transformers.float16", "keep_io_types": settings["keep_io_types"],
+            "fp16_round_trips_removed": rewired,
             "fp32_nodes_for_range": block_nodes, "fp32_ops_in_graph": sorted(set(kept)),
             "overflow_samples": len(calib_idx) if settings["overflow_check"] else 0}
 
