@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from .distributed import XdistHooks, cpu_threads_per_worker, device_for_worker, is_worker, send_to_controller
 from .errors import DeployError
 from .progress import set_writer
 from .session import DeploySession
@@ -41,6 +42,9 @@ def pytest_addoption(parser):
                     help="checkpoint replacing model.checkpoint")
     group.addoption("--deploy-rebuild", action="store_true", default=False,
                     help="ignore cached exports and build them again")
+    group.addoption("--deploy-devices", default=None, metavar="LIST",
+                    help="with pytest-xdist: comma-separated devices, worker gwN uses the N-th (mod length), "
+                         "e.g. cuda:0,cuda:1 (overrides --deploy-device)")
 
 
 def _load_specs(config):
@@ -49,8 +53,10 @@ def _load_specs(config):
         cfg_options = parse_cfg_options(opt("deploy_cfg_options"))
         backends = [b.strip() for b in opt("deploy_backends").split(",") if b.strip()] \
             if opt("deploy_backends") else None
+        devices = [d.strip() for d in (opt("deploy_devices") or "").split(",") if d.strip()]
+        device = device_for_worker(devices) or opt("deploy_device")
         specs = [load_spec(path, cfg_options=cfg_options, work_dir=opt("deploy_work_dir"),
-                           device=opt("deploy_device"), backends=backends,
+                           device=device, backends=backends,
                            model_config=opt("deploy_model_config"), checkpoint=opt("deploy_checkpoint"))
                  for path in opt("deploy_config")]
     except DeployError as exc:
@@ -66,6 +72,13 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "deploy: a test generated from a deploy spec")
     specs = _load_specs(config)
     config.stash[SESSION_KEY] = DeploySession(specs, rebuild=config.getoption("deploy_rebuild"))
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(deploy_session), "autoware-deploy-xdist")
+    threads = cpu_threads_per_worker()
+    if threads and specs:
+        import torch
+
+        torch.set_num_threads(threads)
     if specs:
         spec_paths = [str(s.file) for s in specs]
         if config.args_source == pytest.Config.ArgsSource.ARGS:
@@ -153,6 +166,9 @@ def pytest_sessionfinish(session, exitstatus):
     if dsession is None:
         return
     dsession.close()
+    if is_worker(session.config):
+        send_to_controller(session.config, dsession.store)
+        return
     if dsession.store.specs and any(b["backends"] for b in dsession.store.specs.values()):
         from .report.writer import write_reports
 

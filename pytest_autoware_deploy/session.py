@@ -14,6 +14,7 @@ from pathlib import Path
 from .backends.onnxruntime import OnnxRuntimeRunner
 from .backends.pytorch import PyTorchRunner
 from .data import batch_inputs, check_sample, load_samples
+from .distributed import cpu_threads_per_worker
 from .errors import BackendUnavailable, DeployError, InferenceError
 from .evaluate.base import make_evaluator
 from .export.onnx import OnnxArtifact, export_onnx, load_onnx
@@ -91,7 +92,8 @@ class SpecState:
                 runner = PyTorchRunner(self.model, self.spec.input_names, self.spec.output_names, device)
             elif backend.base == "onnx":
                 graph = self.policy_onnx(backend.policy_name).path
-                runner = OnnxRuntimeRunner(graph, device, tf32=_tf32_for(backend.policy_name))
+                runner = OnnxRuntimeRunner(graph, device, tf32=_tf32_for(backend.policy_name),
+                                          intra_op_threads=cpu_threads_per_worker() or 0)
             else:
                 from .export.tensorrt import build_engine
 

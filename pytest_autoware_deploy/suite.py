@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_autoware_deploy.bench.latency import end_to_end_timings, latency_stats_ms, timed_call
+from pytest_autoware_deploy.bench.latency import (end_to_end_timings, latency_stats_ms, plan_rounds, timed_call,
+                                                   timings)
 from pytest_autoware_deploy.cases import sample_indices, shape_cases
 from pytest_autoware_deploy.export.precision import max_drop_for, tolerance_for
 from pytest_autoware_deploy.fixtures import user_errors
@@ -116,27 +117,31 @@ def test_accuracy(deploy_spec, deploy_state, backend):
                     + "; ".join(failures), pytrace=False)
 
 
-def test_latency(deploy_spec, deploy_state, backend, benchmark):
+def test_latency(deploy_spec, deploy_state, backend, benchmark, request):
     bcfg = deploy_spec.cfg["benchmark"]
     with user_errors():
         runner = deploy_state.runner(backend)
         feed = deploy_state.example_inputs()
         call = timed_call(runner.prepare(feed), runner.synchronize)
+        rounds = plan_rounds(call, bcfg["warmup"], bcfg["rounds"], bcfg["min_time_s"])
     benchmark.group = f"{deploy_spec.name}"
     benchmark.name = f"{deploy_spec.name}[{backend}]"
-    benchmark.extra_info.update({"spec": deploy_spec.name, "backend": str(backend),
+    benchmark.extra_info.update({"spec": deploy_spec.name, "backend": str(backend), "policy": backend.policy_name,
                                  "device": deploy_state.device_of(backend),
                                  "input_shapes": {k: list(v.shape) for k, v in feed.items()}})
-    benchmark.pedantic(call, rounds=bcfg["rounds"], warmup_rounds=bcfg["warmup"], iterations=1)
-    stats = benchmark.stats
-    if stats is None:  # pytest-benchmark ran the call once and timed nothing
-        pytest.skip("pytest-benchmark is disabled (--benchmark-disable, or automatically under pytest-xdist): "
-                    "no latency measured")
-    latency = latency_stats_ms(stats.stats.data)
+    benchmark.pedantic(call, rounds=rounds, warmup_rounds=0, iterations=1)  # warmed up by plan_rounds
+    if benchmark.stats is not None:
+        data = benchmark.stats.stats.data
+    elif request.config.getoption("benchmark_disable"):
+        pytest.skip("pytest-benchmark is disabled (--benchmark-disable): no latency measured")
+    else:  # pytest-benchmark switches itself off under pytest-xdist: time with the same loop ourselves
+        data = timings(call, rounds)
+        benchmark.extra_info["timer"] = "pytest-autoware-deploy (pytest-benchmark is off under xdist)"
+    latency = latency_stats_ms(data)
     benchmark.extra_info["latency_ms"] = latency
     e2e = None
     if deploy_state.device_of(backend).startswith("cuda"):  # compute above; with host copies here
         with user_errors():
-            e2e = latency_stats_ms(end_to_end_timings(runner, feed, bcfg["warmup"], bcfg["rounds"]))
+            e2e = latency_stats_ms(end_to_end_timings(runner, feed, bcfg["warmup"], rounds))
         benchmark.extra_info["latency_e2e_ms"] = e2e
     deploy_state.store.set_latency(deploy_spec.name, str(backend), latency, e2e)

@@ -38,6 +38,8 @@ class OnnxRuntimeRunner(Runner):
                                      f"(available: {ort.get_available_providers()}); install onnxruntime-gpu")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
+        if self.threads:  # a share of the cores (xdist): spinning threads would steal the others'
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(self.path, sess_options=opts, providers=providers)

@@ -33,16 +33,36 @@ def timed_call(run, synchronize):
     return call
 
 
-def end_to_end_timings(runner, feed, warmup, rounds):
-    """Seconds per ``runner.infer`` (host inputs in, host outputs out): what a caller without
-    device-resident buffers pays, reported beside the device-resident latency."""
+def plan_rounds(call, warmup: int, rounds: int, min_time_s: float) -> int:
+    """Run the warm-up calls and return the timed rounds: ``rounds``, or more to fill ``min_time_s``
+    (trtexec's --iterations / --duration: whichever asks for more)."""
+    import math
     import time
 
-    for _ in range(warmup):
-        runner.infer(feed)
+    start = time.perf_counter()
+    for _ in range(max(warmup, 1)):
+        call()
+    per_call = (time.perf_counter() - start) / max(warmup, 1)
+    if min_time_s > 0 and per_call > 0:
+        rounds = max(rounds, math.ceil(min_time_s / per_call))
+    return rounds
+
+
+def timings(call, rounds: int) -> list[float]:
+    """Seconds per call, perf_counter around each (used when pytest-benchmark is not timing)."""
+    import time
+
     out = []
     for _ in range(rounds):
         start = time.perf_counter()
-        runner.infer(feed)
+        call()
         out.append(time.perf_counter() - start)
     return out
+
+
+def end_to_end_timings(runner, feed, warmup, rounds):
+    """Seconds per ``runner.infer`` (host inputs in, host outputs out): what a caller without
+    device-resident buffers pays, reported beside the device-resident latency."""
+    for _ in range(warmup):
+        runner.infer(feed)
+    return timings(lambda: runner.infer(feed), rounds)

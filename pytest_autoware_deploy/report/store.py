@@ -52,6 +52,19 @@ class ReportStore:
             if e2e_ms is not None:
                 body["latency_e2e_ms"] = e2e_ms
 
+    def merge(self, specs: dict, work_dirs: dict):
+        """Fold another process's results in (pytest-xdist workers); backends of a spec are united."""
+        with self._lock:
+            for name, body in specs.items():
+                mine = self.specs.setdefault(name, {"backends": {}})
+                for key, value in body.items():
+                    if key == "backends":
+                        for backend, result in value.items():
+                            mine["backends"].setdefault(backend, {}).update(result)
+                    else:
+                        mine[key] = value
+            self.work_dirs.update(work_dirs)
+
     def by_work_dir(self) -> dict[str, dict]:
         groups: dict[str, dict] = {}
         for name, body in self.specs.items():

@@ -119,6 +119,7 @@ SCHEMA: dict[str, Field] = {
     "benchmark": F(dict, doc="latency tests", children={
         "warmup": F(int, 5),
         "rounds": F(int, 30),
+        "min_time_s": F(NUM, 0.0, doc="time at least this long (more rounds if needed)"),
         "enabled": F(bool, True),
     }),
 }

@@ -1,0 +1,57 @@
+"""pytest-xdist scale-out: device and CPU share per worker, one export per spec, one merged report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_autoware_deploy.distributed import cpu_threads_per_worker, device_for_worker
+from pytest_autoware_deploy.report.store import ReportStore
+
+from .conftest import write_tiny_spec
+
+
+def test_workers_map_round_robin_onto_devices(monkeypatch):
+    devices = ["cuda:0", "cuda:1"]
+    for worker, expected in (("gw0", "cuda:0"), ("gw1", "cuda:1"), ("gw2", "cuda:0"), ("gw3", "cuda:1")):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        assert device_for_worker(devices) == expected
+    assert device_for_worker([]) is None
+
+
+def test_threads_are_split_between_workers_only_under_xdist(monkeypatch):
+    assert cpu_threads_per_worker() is None  # the autouse fixture removed PYTEST_XDIST_WORKER
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "64")
+    assert cpu_threads_per_worker() == 1
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "1")
+    assert cpu_threads_per_worker() >= 1
+
+
+def test_merge_unites_backends_of_a_spec():
+    store = ReportStore()
+    store.merge({"a": {"backends": {"onnx": {"latency_ms": {"median": 1.0}}}}}, {"a": "/w"})
+    store.merge({"a": {"backends": {"onnx": {"evaluation": {"accuracy": 0.5}}, "pytorch": {}}}}, {"a": "/w"})
+    assert store.specs["a"]["backends"]["onnx"] == {"latency_ms": {"median": 1.0}, "evaluation": {"accuracy": 0.5}}
+    assert set(store.specs["a"]["backends"]) == {"onnx", "pytorch"}
+
+
+def test_four_workers_two_specs_one_export_each_one_report(pytester, tmp_path):
+    pytest.importorskip("xdist")
+    work = tmp_path / "work"
+    a = write_tiny_spec(tmp_path / "a", name="alpha")
+    b = write_tiny_spec(tmp_path / "b", name="beta")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "4", f"--deploy-config={a}",
+                                           f"--deploy-config={b}", f"--deploy-work-dir={work}")
+    result.assert_outcomes(passed=18)
+    report = json.loads((work / "deploy_report.json").read_text())
+    assert set(report["specs"]) == {"alpha", "beta"}
+    for name in ("alpha", "beta"):
+        body = report["specs"][name]
+        assert set(body["backends"]) == {"pytorch", "onnx"}
+        assert body["backends"]["onnx"]["verification"]["passed"] is True
+        assert body["backends"]["onnx"]["latency_ms"]["rounds"] == 5  # timed although pytest-benchmark is off
+        entries = [p for p in (work / name / "cache" / "onnx").iterdir() if p.is_dir()]
+        assert len(entries) == 1 and (entries[0] / "meta.json").is_file()
+        assert not list((work / name).rglob("*.tmp"))  # no torn or abandoned files
