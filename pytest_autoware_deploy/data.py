@@ -90,3 +90,51 @@ def batch_inputs(spec, samples, start, shapes: dict | None = None):
             rng = np.random.default_rng(start)
             out[name] = rng.standard_normal(shape).astype(base.dtype)
     return out
+
+
+def prefetched(samples, indices, depth: int = 2):
+    """Yield ``(i, samples[i])`` with up to ``depth`` samples loaded ahead on a background thread.
+
+    Loading (file reads, lidar projection) overlaps inference instead of adding to it; the bounded
+    queue keeps memory flat however many samples are evaluated. A loader exception is re-raised
+    here, at the index it belongs to. ``depth=0`` loads inline.
+    """
+    import queue
+    import threading
+
+    indices = list(indices)
+    if depth <= 0:
+        for i in indices:
+            yield i, samples[i]
+        return
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def load():
+        for i in indices:
+            if stop.is_set():
+                return
+            try:
+                item = (i, samples[i], None)
+            except BaseException as exc:  # handed to the consumer, raised there
+                item = (i, None, exc)
+            while not stop.is_set():
+                try:
+                    slots.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if item[2] is not None:
+                return
+
+    thread = threading.Thread(target=load, name="deploy-prefetch", daemon=True)
+    thread.start()
+    try:
+        for _ in indices:
+            i, sample, exc = slots.get()
+            if exc is not None:
+                raise exc
+            yield i, sample
+    finally:
+        stop.set()
+        thread.join(timeout=5)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .backends.onnxruntime import OnnxRuntimeRunner
 from .backends.pytorch import PyTorchRunner
-from .data import batch_inputs, check_sample, load_samples
+from .data import batch_inputs, check_sample, load_samples, prefetched
 from .distributed import cpu_threads_per_worker
 from .errors import BackendUnavailable, DeployError, InferenceError
 from .evaluate.base import make_evaluator
@@ -148,8 +148,8 @@ class SpecState:
         self.runner(backend)  # an unavailable backend is reported before any progress starts
         evaluator = make_evaluator(self.spec)
         n = len(self.samples) if ecfg["num_samples"] < 0 else min(ecfg["num_samples"], len(self.samples))
-        for i in progress(range(n), n, f"evaluating {self.spec.name} on {backend}"):
-            sample = self.samples[i]
+        loaded = prefetched(self.samples, range(n), ecfg["prefetch"])
+        for i, sample in progress(loaded, n, f"evaluating {self.spec.name} on {backend}"):
             check_sample(self.spec, sample, i)
             if "target" not in sample:
                 raise DeployError(f"{self.spec.name}: sample {i} has no 'target'; evaluation needs one")

@@ -84,6 +84,7 @@ SCHEMA: dict[str, Field] = {
         "models_to_evaluate": F(list, ["pytorch", "onnx"], doc="backends under test"),
         "evaluator": F(OPT_STR, None, doc="'classification' or 'module.path:Class'"),
         "kwargs": F(dict, {}),
+        "prefetch": F(int, 2, doc="samples loaded ahead on a thread while the backend runs (0 = inline)"),
         "thresholds": F(dict, {}, children={
             "min_accuracy": F((int, float, type(None)), None),
             "max_drop": F((int, float, type(None)), None, doc="max drop of the primary metric vs pytorch"),
