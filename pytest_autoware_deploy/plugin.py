@@ -42,6 +42,13 @@ def pytest_addoption(parser):
                     help="checkpoint replacing model.checkpoint")
     group.addoption("--deploy-rebuild", action="store_true", default=False,
                     help="ignore cached exports and build them again")
+    group.addoption("--deploy-baseline", default=None, metavar="PATH",
+                    help="gate this run against a stored baseline (a deploy_report.json or a saved baseline): "
+                         "adds test_gate_accuracy / test_gate_latency per spec and backend")
+    group.addoption("--deploy-save-baseline", default=None, metavar="PATH",
+                    help="write this run's results as a baseline file")
+    group.addoption("--deploy-latency-tolerance", default=None, type=float, metavar="PCT",
+                    help="allowed latency growth vs the baseline in percent (overrides gate.latency_tolerance_pct)")
     group.addoption("--deploy-devices", default=None, metavar="LIST",
                     help="with pytest-xdist: comma-separated devices, worker gwN uses the N-th (mod length), "
                          "e.g. cuda:0,cuda:1 (overrides --deploy-device)")
@@ -68,10 +75,24 @@ def _load_specs(config):
     return specs
 
 
+def _load_baseline(config):
+    path = config.getoption("deploy_baseline")
+    if not path:
+        return None
+    from .report.baseline import load_baseline
+
+    try:
+        return load_baseline(path)
+    except DeployError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "deploy: a test generated from a deploy spec")
+    config.addinivalue_line("markers", "gpu: a deploy test that runs on a CUDA device (select with -m gpu)")
     specs = _load_specs(config)
-    config.stash[SESSION_KEY] = DeploySession(specs, rebuild=config.getoption("deploy_rebuild"))
+    config.stash[SESSION_KEY] = DeploySession(specs, rebuild=config.getoption("deploy_rebuild"),
+                                              baseline=_load_baseline(config))
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(deploy_session), "autoware-deploy-xdist")
     threads = cpu_threads_per_worker()
@@ -118,8 +139,33 @@ class DeploySpecModule(pytest.Module):
 
     def collect(self):
         wants_engine = self.spec.export_mode in ("trt", "both")
+        gated = deploy_session(self.config).baseline is not None
         return [c for c in super().collect()
-                if wants_engine or getattr(c, "originalname", c.name) != "test_export_tensorrt"]
+                if (wants_engine or getattr(c, "originalname", c.name) != "test_export_tensorrt")
+                and (gated or getattr(c, "originalname", c.name) not in GATE_TESTS)]
+
+
+GATE_TESTS = ("test_gate_accuracy", "test_gate_latency")
+
+
+def _runs_on_cuda(item) -> bool:
+    spec = spec_of_node(item)
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    backend = params.get("backend") or (params.get("verify_case") or (None,))[0]
+    device = getattr(backend, "device", None) or (spec.device if spec is not None else "cpu")
+    return spec is not None and str(device).startswith("cuda")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Tests on a CUDA device get the ``gpu`` marker; gate tests run last (they compare what the
+    spec's other tests measured)."""
+    for item in items:
+        if _runs_on_cuda(item):
+            item.add_marker(pytest.mark.gpu)
+    gates = [i for i in items if getattr(i, "originalname", "") in GATE_TESTS]
+    if gates:
+        rest = [i for i in items if getattr(i, "originalname", "") not in GATE_TESTS]
+        items[:] = rest + gates
 
 
 def pytest_collect_file(file_path: Path, parent):
@@ -173,6 +219,10 @@ def pytest_sessionfinish(session, exitstatus):
         from .report.writer import write_reports
 
         written = write_reports(dsession.store)
+        if session.config.getoption("deploy_save_baseline"):
+            from .report.baseline import save_baseline
+
+            written.append(save_baseline(session.config.getoption("deploy_save_baseline"), dsession.store.specs))
         terminal = session.config.pluginmanager.getplugin("terminalreporter")
         if terminal is not None:
             for path in written:

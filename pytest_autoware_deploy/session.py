@@ -8,6 +8,7 @@ costs one inference per (backend, sample, shape), not one per test.
 from __future__ import annotations
 
 import os
+import time
 from functools import cached_property
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class SpecState:
         self._outputs: dict[tuple, dict] = {}
         self._evaluations: dict[str, dict] = {}
         self._policies: dict[str, object] = {}
+        self._artifacts: dict[str, dict] = {}
         store.set_spec_info(spec.name, spec.work_dir, spec_file=str(spec.file))
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -59,11 +61,15 @@ class SpecState:
     @cached_property
     def onnx(self) -> OnnxArtifact:
         if self.spec.export_mode == "none":
+            start = time.perf_counter()
             path = Path(self.spec.cfg["runtime_io"]["onnx_file"])
             load_onnx(path)  # a corrupted file fails here with one clear message
             art = OnnxArtifact(path, path, key="external", built=False)
         else:
-            art = export_onnx(self.spec, self.model, self.example_inputs(), rebuild=self.rebuild)
+            model, example = self.model, self.example_inputs()
+            start = time.perf_counter()  # the export step: key, cache look-up, export if needed, publish
+            art = export_onnx(self.spec, model, example, rebuild=self.rebuild)
+        self._record_artifact("onnx", art.built, start)
         self.store.set_spec_info(self.spec.name, self.spec.work_dir, onnx_file=str(art.published),
                                  export_key=art.key, onnx_rebuilt=art.built)
         return art
@@ -73,12 +79,22 @@ class SpecState:
         if policy not in self._policies:
             from .export.precision import derive
 
-            art = derive(self.spec, self.onnx.path, policy, self.samples, rebuild=self.rebuild)
+            base, samples = self.onnx.path, self.samples
+            start = time.perf_counter()
+            art = derive(self.spec, base, policy, samples, rebuild=self.rebuild)
+            if art.key != "base":  # a graph of its own (fp16, int8), cached like the export
+                self._record_artifact(f"onnx:{policy}", art.built, start)
             self._policies[policy] = art
             if art.info:
                 self.store.set_spec_info(self.spec.name, self.spec.work_dir,
                                          **{f"precision_{policy}": {"onnx": str(art.path), **art.info}})
         return self._policies[policy]
+
+    def _record_artifact(self, name: str, built: bool, start: float):
+        """``artifacts`` in the report's spec info: per artifact, whether this run built it and the
+        seconds its step took (a cache hit costs the key's hashing and the look-up)."""
+        self._artifacts[name] = {"built": built, "export_s": round(time.perf_counter() - start, 4)}
+        self.store.set_spec_info(self.spec.name, self.spec.work_dir, artifacts=dict(self._artifacts))
 
     # -- runners --------------------------------------------------------------------------------
     def device_of(self, backend: BackendId) -> str:
@@ -177,8 +193,9 @@ def _tf32_for(policy: str):
 class DeploySession:
     """All specs of this pytest run, by name."""
 
-    def __init__(self, specs, rebuild=False):
+    def __init__(self, specs, rebuild=False, baseline=None):
         self.store = ReportStore()
+        self.baseline = baseline  # the stored report's "specs" when --deploy-baseline is given
         self.specs = {s.name: s for s in specs}
         self.rebuild = rebuild
         self._states: dict[str, SpecState] = {}

@@ -4,6 +4,8 @@
 - test_verification[backend-output-sample-shape]: backend vs reference within tolerance
 - test_accuracy[backend]: primary metric >= min and drop vs pytorch <= max_drop
 - test_latency[backend]: pytest-benchmark timing with p50..p99 in extra_info["latency_ms"]
+- test_gate_accuracy / test_gate_latency[backend]: only with --deploy-baseline; run last (plugin
+  reorders them) and fail on a regression vs the stored baseline
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pytest_autoware_deploy.cases import sample_indices, shape_cases
 from pytest_autoware_deploy.export.precision import max_drop_for, tolerance_for
 from pytest_autoware_deploy.fixtures import user_errors
 from pytest_autoware_deploy.plugin import spec_of_node
+from pytest_autoware_deploy.report.baseline import accuracy_breach, baseline_backend, latency_breaches
 from pytest_autoware_deploy.spec.model import BackendId
 from pytest_autoware_deploy.verify import Tolerance, compare_output
 
@@ -47,12 +50,12 @@ def pytest_generate_tests(metafunc):
                   for b in targets for case in shape_cases(spec)
                   for idx in sample_indices(spec) for out in spec.output_names]
         metafunc.parametrize("verify_case", params)
-    elif name == "test_accuracy":
+    elif name in ("test_accuracy", "test_gate_accuracy"):
         if not spec.cfg["evaluation"]["enabled"]:
             metafunc.parametrize("backend", [_skip("evaluation.enabled=False in the spec")])
             return
         metafunc.parametrize("backend", backends, ids=[b.test_id for b in backends])
-    elif name == "test_latency":
+    elif name in ("test_latency", "test_gate_latency"):
         if not spec.cfg["benchmark"]["enabled"]:
             metafunc.parametrize("backend", [_skip("benchmark.enabled=False in the spec")])
             return
@@ -145,3 +148,49 @@ def test_latency(deploy_spec, deploy_state, backend, benchmark, request):
             e2e = latency_stats_ms(end_to_end_timings(runner, feed, bcfg["warmup"], rounds))
         benchmark.extra_info["latency_e2e_ms"] = e2e
     deploy_state.store.set_latency(deploy_spec.name, str(backend), latency, e2e)
+
+
+def _baseline_entry(deploy_spec, backend, request):
+    from pytest_autoware_deploy.plugin import deploy_session
+
+    entry = baseline_backend(deploy_session(request.config).baseline, deploy_spec.name, str(backend))
+    if entry is None:
+        pytest.skip(f"{deploy_spec.name}/{backend} is not in the baseline "
+                    f"{request.config.getoption('deploy_baseline')} (new spec or backend: nothing to compare)")
+    return entry
+
+
+def test_gate_accuracy(deploy_spec, deploy_state, backend, request):
+    """This run's primary metric vs the baseline's, for the same (spec, backend, policy)."""
+    base = _baseline_entry(deploy_spec, backend, request).get("evaluation")
+    if not base:
+        pytest.skip(f"the baseline has no evaluation for {deploy_spec.name}/{backend}")
+    gate = deploy_spec.cfg["gate"]
+    max_drop = gate["max_accuracy_drop"]
+    if max_drop is None:
+        max_drop = max_drop_for(deploy_spec, backend.policy_name) or 0.0
+    with user_errors():
+        breach = accuracy_breach(base, deploy_state.evaluation(backend), max_drop)
+    if breach:
+        pytest.fail(f"{deploy_spec.name}, backend {backend}: accuracy regressed vs baseline: {breach}",
+                    pytrace=False)
+
+
+def test_gate_latency(deploy_spec, deploy_state, backend, request):
+    """This run's latency percentiles (measured by test_latency) vs the baseline's."""
+    base = _baseline_entry(deploy_spec, backend, request).get("latency_ms")
+    if not base:
+        pytest.skip(f"the baseline has no latency for {deploy_spec.name}/{backend}")
+    current = deploy_state.store.specs.get(deploy_spec.name, {}).get("backends", {}).get(str(backend), {}) \
+        .get("latency_ms")
+    if not current:
+        pytest.skip(f"no latency measured for {deploy_spec.name}/{backend} in this run (test_latency deselected, "
+                    "failed, or pytest-benchmark disabled): nothing to gate")
+    gate = deploy_spec.cfg["gate"]
+    tolerance = request.config.getoption("deploy_latency_tolerance")
+    tolerance = gate["latency_tolerance_pct"] if tolerance is None else tolerance
+    breaches = latency_breaches(base, current, tolerance, gate["latency_min_delta_ms"],
+                                gate["latency_percentiles"])
+    if breaches:
+        pytest.fail(f"{deploy_spec.name}, backend {backend}: latency regressed vs baseline: "
+                    + "; ".join(map(str, breaches)), pytrace=False)

@@ -23,15 +23,19 @@ from torch import nn
 
 
 class Tiny(nn.Module):
-    def __init__(self, width=8, classes=3, bake_batch=False, nan=False):
+    def __init__(self, width=8, classes=3, bake_batch=False, nan=False, delay_ms=0.0):
         super().__init__()
         self.body = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
                                   nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(width, classes)
         self.bake_batch = bake_batch
         self.nan = nan
+        self.delay_ms = delay_ms
 
     def forward(self, x):
+        if self.delay_ms and not torch.onnx.is_in_onnx_export():  # a planted slow backend (eager only)
+            import time
+            time.sleep(self.delay_ms / 1000)
         y = self.head(self.body(x))
         if self.bake_batch:  # a classic export bug: int() turns the traced batch size into a constant
             y = y.reshape(int(x.shape[0]), -1)
@@ -46,7 +50,7 @@ def build(**kwargs):
     return Tiny(**kwargs).eval()
 
 
-def make_samples(n=12, size=16, seed=0):
+def make_samples(n=12, size=16, seed=0, wrong_labels=0):
     rng = np.random.default_rng(seed)
     model = build()
     out = []
@@ -54,6 +58,8 @@ def make_samples(n=12, size=16, seed=0):
         x = rng.standard_normal((1, 3, size, size)).astype(np.float32)
         with torch.no_grad():
             target = int(model(torch.from_numpy(x)).argmax(-1))  # labels the model gets right
+        if len(out) < wrong_labels:  # a planted accuracy drop: the first labels are wrong
+            target = (target + 1) % 3
         out.append(dict(inputs={"image": x}, target=target))
     return out
 '''

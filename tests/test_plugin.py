@@ -206,3 +206,11 @@ def test_verify_false_is_a_visible_skip(pytester, tiny_spec):
                  "-rs", "-k", "verification")
     result.assert_outcomes(skipped=1, deselected=5)
     result.stdout.fnmatch_lines(["*export.verify=False in the spec*"])
+
+
+def test_cuda_backends_carry_the_gpu_marker(pytester, tiny_spec):
+    result = run(pytester, f"--deploy-config={tiny_spec}", "--deploy-backends=pytorch,onnx@cuda:0",
+                 "-m", "gpu", "--collect-only", "-q")
+    text = result.stdout.str()
+    assert "test_accuracy[tiny-onnx-cuda0]" in text
+    assert "test_accuracy[tiny-pytorch]" not in text

@@ -123,6 +123,14 @@ SCHEMA: dict[str, Field] = {
         "min_time_s": F(NUM, 0.0, doc="time at least this long (more rounds if needed)"),
         "enabled": F(bool, True),
     }),
+    "gate": F(dict, doc="regression gate against --deploy-baseline", children={
+        "max_accuracy_drop": F((int, float, type(None)), None,
+                               doc="vs baseline (default: the policy's evaluation max_drop, else 0)"),
+        "latency_tolerance_pct": F(NUM, 10.0, doc="allowed growth of each gated percentile (--deploy-latency-"
+                                                   "tolerance overrides)"),
+        "latency_min_delta_ms": F(NUM, 0.0, doc="growth below this many ms is never a breach"),
+        "latency_percentiles": F(list, ["median", "p95"], doc="which latency_ms keys are gated"),
+    }),
 }
 
 
