@@ -50,3 +50,17 @@ def _shape_id(shapes):
 
 def sample_indices(spec) -> list[int]:
     return list(range(max(1, spec.cfg["verification"]["num_samples"])))
+
+
+def throughput_batches(spec) -> list[int]:
+    """Batch sizes of the throughput sweep: ``benchmark.batch_sizes``; else the powers of two and
+    both ends of the declared min..max batch; else the verified batch sizes; else 1."""
+    explicit = spec.cfg["benchmark"]["batch_sizes"]
+    if explicit:
+        return sorted({int(b) for b in explicit})
+    declared = [i for i in spec.inputs if i.min_shape and i.max_shape]
+    if declared:
+        lo = max(i.min_shape[0] for i in declared)
+        hi = min(i.max_shape[0] for i in declared)
+        return sorted({lo, hi} | {2 ** k for k in range(16) if lo <= 2 ** k <= hi})
+    return sorted({c.batch for c in shape_cases(spec) if c.batch}) or [1]

@@ -51,6 +51,12 @@ class SpecState:
         opt = {i.name: i.opt_shape for i in self.spec.inputs if i.opt_shape}
         return batch_inputs(self.spec, self.samples, idx, opt or None)
 
+    def batch_inputs_at(self, batch: int):
+        """The example inputs with the batch dimension set to ``batch`` (consecutive samples stacked)."""
+        example = self.example_inputs()
+        shapes = {name: (batch,) + tuple(arr.shape[1:]) for name, arr in example.items()}
+        return batch_inputs(self.spec, self.samples, self.spec.cfg["runtime_io"]["sample_idx"], shapes)
+
     # -- artifacts ------------------------------------------------------------------------------
     @cached_property
     def model(self):

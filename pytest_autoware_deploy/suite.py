@@ -4,6 +4,7 @@
 - test_verification[backend-output-sample-shape]: backend vs reference within tolerance
 - test_accuracy[backend]: primary metric >= min and drop vs pytorch <= max_drop
 - test_latency[backend]: pytest-benchmark timing with p50..p99 in extra_info["latency_ms"]
+- test_throughput[backend-bN]: samples/s per batch size (benchmark.batch_sizes, or the declared range)
 - test_gate_accuracy / test_gate_latency[backend]: only with --deploy-baseline; run last (plugin
   reorders them) and fail on a regression vs the stored baseline
 """
@@ -12,9 +13,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_autoware_deploy.bench.latency import (end_to_end_timings, latency_stats_ms, plan_rounds, timed_call,
-                                                   timings)
-from pytest_autoware_deploy.cases import sample_indices, shape_cases
+from pytest_autoware_deploy.bench.latency import (end_to_end_timings, latency_stats_ms, phase_timings, plan_rounds,
+                                                   throughput, timed_call, timings)
+from pytest_autoware_deploy.cases import sample_indices, shape_cases, throughput_batches
 from pytest_autoware_deploy.export.precision import max_drop_for, tolerance_for
 from pytest_autoware_deploy.fixtures import user_errors
 from pytest_autoware_deploy.plugin import spec_of_node
@@ -50,16 +51,25 @@ def pytest_generate_tests(metafunc):
                   for b in targets for case in shape_cases(spec)
                   for idx in sample_indices(spec) for out in spec.output_names]
         metafunc.parametrize("verify_case", params)
+    elif name == "test_export_tensorrt":
+        policies = list(dict.fromkeys(b.policy_name for b in backends if b.base == "tensorrt")) or \
+            [spec.cfg["backend_config"]["common_config"]["precision_policy"]]
+        metafunc.parametrize("policy", policies)
     elif name in ("test_accuracy", "test_gate_accuracy"):
         if not spec.cfg["evaluation"]["enabled"]:
             metafunc.parametrize("backend", [_skip("evaluation.enabled=False in the spec")])
             return
         metafunc.parametrize("backend", backends, ids=[b.test_id for b in backends])
-    elif name in ("test_latency", "test_gate_latency"):
+    elif name in ("test_latency", "test_gate_latency", "test_throughput"):
         if not spec.cfg["benchmark"]["enabled"]:
             metafunc.parametrize("backend", [_skip("benchmark.enabled=False in the spec")])
+            if name == "test_throughput":
+                metafunc.parametrize("batch", [0], ids=["-"])
             return
         metafunc.parametrize("backend", backends, ids=[b.test_id for b in backends])
+        if name == "test_throughput":
+            batches = throughput_batches(spec)
+            metafunc.parametrize("batch", batches, ids=[f"b{b}" for b in batches])
 
 
 def test_export_onnx(deploy_spec, onnx_model):
@@ -72,12 +82,14 @@ def test_export_onnx(deploy_spec, onnx_model):
                     pytrace=False)
 
 
-def test_export_tensorrt(deploy_spec, onnx_model):
-    """Collected only for export.mode 'trt'/'both': the engine build, never silently dropped."""
+def test_export_tensorrt(deploy_spec, deploy_state, policy):
+    """Collected only for export.mode 'trt'/'both': one engine per precision policy, from that
+    policy's ONNX graph; never silently dropped (no TensorRT here is a skip that says so)."""
     from pytest_autoware_deploy.export.tensorrt import build_engine
 
     with user_errors():
-        build_engine(deploy_spec, onnx_model.path)
+        graph = deploy_state.policy_onnx(policy).path
+        build_engine(deploy_spec, graph, policy=policy, rebuild=deploy_state.rebuild)
 
 
 def test_verification(deploy_spec, deploy_state, verify_case):
@@ -120,34 +132,68 @@ def test_accuracy(deploy_spec, deploy_state, backend):
                     + "; ".join(failures), pytrace=False)
 
 
+def _timed(benchmark, request, call, rounds) -> dict:
+    """Latency stats (ms) of ``call``: pytest-benchmark times it, or, when pytest-benchmark switched
+    itself off under xdist, the same loop here. The call was warmed up by ``plan_rounds``."""
+    benchmark.pedantic(call, rounds=rounds, warmup_rounds=0, iterations=1)
+    if benchmark.stats is not None:
+        data = benchmark.stats.stats.data
+    elif request.config.getoption("benchmark_disable"):
+        pytest.skip("pytest-benchmark is disabled (--benchmark-disable): no latency measured")
+    else:
+        data = timings(call, rounds)
+        benchmark.extra_info["timer"] = "pytest-autoware-deploy (pytest-benchmark is off under xdist)"
+    latency = latency_stats_ms(data)
+    benchmark.extra_info["latency_ms"] = latency
+    return latency
+
+
+def _describe(benchmark, deploy_spec, deploy_state, backend, feed, name):
+    benchmark.group = f"{deploy_spec.name}"
+    benchmark.name = name
+    benchmark.extra_info.update({"spec": deploy_spec.name, "backend": str(backend), "policy": backend.policy_name,
+                                 "device": deploy_state.device_of(backend),
+                                 "input_shapes": {k: list(v.shape) for k, v in feed.items()}})
+
+
 def test_latency(deploy_spec, deploy_state, backend, benchmark, request):
+    """Device-resident compute latency; on CUDA also end to end with host copies and the
+    trtexec-style host->device / compute / device->host split."""
     bcfg = deploy_spec.cfg["benchmark"]
     with user_errors():
         runner = deploy_state.runner(backend)
         feed = deploy_state.example_inputs()
         call = timed_call(runner.prepare(feed), runner.synchronize)
         rounds = plan_rounds(call, bcfg["warmup"], bcfg["rounds"], bcfg["min_time_s"])
-    benchmark.group = f"{deploy_spec.name}"
-    benchmark.name = f"{deploy_spec.name}[{backend}]"
-    benchmark.extra_info.update({"spec": deploy_spec.name, "backend": str(backend), "policy": backend.policy_name,
-                                 "device": deploy_state.device_of(backend),
-                                 "input_shapes": {k: list(v.shape) for k, v in feed.items()}})
-    benchmark.pedantic(call, rounds=rounds, warmup_rounds=0, iterations=1)  # warmed up by plan_rounds
-    if benchmark.stats is not None:
-        data = benchmark.stats.stats.data
-    elif request.config.getoption("benchmark_disable"):
-        pytest.skip("pytest-benchmark is disabled (--benchmark-disable): no latency measured")
-    else:  # pytest-benchmark switches itself off under pytest-xdist: time with the same loop ourselves
-        data = timings(call, rounds)
-        benchmark.extra_info["timer"] = "pytest-autoware-deploy (pytest-benchmark is off under xdist)"
-    latency = latency_stats_ms(data)
-    benchmark.extra_info["latency_ms"] = latency
+    _describe(benchmark, deploy_spec, deploy_state, backend, feed, f"{deploy_spec.name}[{backend}]")
+    latency = _timed(benchmark, request, call, rounds)
     e2e = None
-    if deploy_state.device_of(backend).startswith("cuda"):  # compute above; with host copies here
+    if deploy_state.device_of(backend).startswith("cuda"):
         with user_errors():
             e2e = latency_stats_ms(end_to_end_timings(runner, feed, bcfg["warmup"], rounds))
+            phases = runner.phases(feed)
+            if phases:
+                split = {k: latency_stats_ms(v)
+                         for k, v in phase_timings(phases, runner.synchronize, bcfg["warmup"], rounds).items()}
+                benchmark.extra_info["latency_phases_ms"] = split
+                deploy_state.store.set_phases(deploy_spec.name, str(backend), split)
         benchmark.extra_info["latency_e2e_ms"] = e2e
     deploy_state.store.set_latency(deploy_spec.name, str(backend), latency, e2e)
+
+
+def test_throughput(deploy_spec, deploy_state, backend, batch, benchmark, request):
+    """MLPerf offline-style sweep: samples/s at each batch size the graph accepts."""
+    bcfg = deploy_spec.cfg["benchmark"]
+    with user_errors():
+        runner = deploy_state.runner(backend)
+        feed = deploy_state.batch_inputs_at(batch)
+        call = timed_call(runner.prepare(feed), runner.synchronize)
+        rounds = plan_rounds(call, bcfg["warmup"], bcfg["rounds"], bcfg["min_time_s"])
+    _describe(benchmark, deploy_spec, deploy_state, backend, feed, f"{deploy_spec.name}[{backend}-b{batch}]")
+    latency = _timed(benchmark, request, call, rounds)
+    rate = throughput(batch, latency)
+    benchmark.extra_info.update({"batch": batch, "samples_per_s": rate})
+    deploy_state.store.set_throughput(deploy_spec.name, str(backend), batch, rate, latency)
 
 
 def _baseline_entry(deploy_spec, backend, request):

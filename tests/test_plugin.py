@@ -17,7 +17,7 @@ def run(pytester, *args):
 
 def test_external_spec_runs_end_to_end(pytester, tiny_spec):
     result = run(pytester, f"--deploy-config={tiny_spec}", "-v")
-    result.assert_outcomes(passed=9)
+    result.assert_outcomes(passed=13)
     result.stdout.fnmatch_lines([
         "*test_export_onnx[[]tiny[]] PASSED*",
         "*test_verification[[]tiny-onnx-logits-sample1-b2[]] PASSED*",
@@ -40,7 +40,7 @@ def test_external_spec_runs_end_to_end(pytester, tiny_spec):
 def test_benchmark_json_carries_percentiles(pytester, tiny_spec, tmp_path):
     out = tmp_path / "bench.json"
     run(pytester, f"--deploy-config={tiny_spec}", "-k", "latency", f"--benchmark-json={out}") \
-        .assert_outcomes(passed=2, deselected=7)
+        .assert_outcomes(passed=2, deselected=11)
     benches = json.loads(out.read_text())["benchmarks"]
     assert {b["extra_info"]["backend"] for b in benches} == {"pytorch", "onnx"}
     for b in benches:
@@ -64,9 +64,9 @@ def test_same_result_from_any_working_directory(pytester, tiny_spec, tmp_path):
     rel = tiny_spec.relative_to(tmp_path)
     import os
     os.chdir(tmp_path)
-    run(pytester, f"--deploy-config={rel}", "-k", "export").assert_outcomes(passed=1, deselected=8)
+    run(pytester, f"--deploy-config={rel}", "-k", "export").assert_outcomes(passed=1, deselected=12)
     os.chdir(elsewhere)
-    run(pytester, f"--deploy-config={tiny_spec}", "-k", "export").assert_outcomes(passed=1, deselected=8)
+    run(pytester, f"--deploy-config={tiny_spec}", "-k", "export").assert_outcomes(passed=1, deselected=12)
     assert (tiny_spec.parent / "out" / "model.onnx").is_file()  # work_dir resolved against the spec
 
 
@@ -97,7 +97,7 @@ def test_nan_output_fails_verification_with_count(pytester, tmp_path):
     spec.write_text(spec.read_text().replace("kwargs=dict(width=8)", "kwargs=dict(width=8, nan=True)"))
     result = run(pytester, f"--deploy-config={spec}", "--deploy-cfg-options", "verification.reference=onnx",
                  "--deploy-backends=onnx,pytorch", "-k", "verification and sample0-b1")
-    result.assert_outcomes(failed=1, deselected=8)
+    result.assert_outcomes(failed=1, deselected=12)
     result.stdout.fnmatch_lines(["*backend pytorch vs onnx*1 NaN and 0 Inf values in the output where the "
                                  "reference is finite (of 3 elements)*"])
 
@@ -132,15 +132,15 @@ def test_changed_checkpoint_at_same_path_reexports(pytester, tmp_path):
     mod_spec.loader.exec_module(mod)
     model = mod.build()
     torch.save(model.state_dict(), ckpt)
-    run(pytester, f"--deploy-config={spec}", "-k", "export").assert_outcomes(passed=1, deselected=8)
+    run(pytester, f"--deploy-config={spec}", "-k", "export").assert_outcomes(passed=1, deselected=12)
     onnx_file = spec.parent / "out" / "model.onnx"
     first = onnx_file.read_bytes()
-    run(pytester, f"--deploy-config={spec}", "-k", "export").assert_outcomes(passed=1, deselected=8)
+    run(pytester, f"--deploy-config={spec}", "-k", "export").assert_outcomes(passed=1, deselected=12)
     assert onnx_file.read_bytes() == first
     with torch.no_grad():
         model.head.bias.add_(1.0)
     torch.save(model.state_dict(), ckpt)
-    run(pytester, f"--deploy-config={spec}", "-k", "export").assert_outcomes(passed=1, deselected=8)
+    run(pytester, f"--deploy-config={spec}", "-k", "export").assert_outcomes(passed=1, deselected=12)
     assert onnx_file.read_bytes() != first
     assert len(list((spec.parent / "out" / "tiny" / "cache" / "onnx").iterdir())) == 2
 
@@ -160,7 +160,7 @@ evaluation = dict(evaluator='classification', kwargs=dict(num_classes=3), models
 benchmark = dict(warmup=1, rounds=3)
 ''')
     result = run(pytester, f"--deploy-config={eval_spec}", "-v", "-rs")
-    result.assert_outcomes(passed=3, skipped=1)
+    result.assert_outcomes(passed=4, skipped=1)
     result.stdout.fnmatch_lines(["*export.mode='none': the given ONNX has no PyTorch reference*"])
 
 
@@ -190,7 +190,7 @@ def test_user_tests_use_public_fixtures(pytester, tiny_spec):
     ''')
     result = run(pytester, f"--deploy-config={tiny_spec}", "test_mine.py", "-v")
     result.stdout.fnmatch_lines(["*test_mine.py::test_onnx_matches_my_expectation[[]tiny[]] PASSED*"])
-    result.assert_outcomes(passed=10)
+    result.assert_outcomes(passed=14)
 
 
 def test_tensorrt_requests_are_visible_skips(pytester, tiny_spec):
@@ -204,7 +204,7 @@ def test_tensorrt_requests_are_visible_skips(pytester, tiny_spec):
 def test_verify_false_is_a_visible_skip(pytester, tiny_spec):
     result = run(pytester, f"--deploy-config={tiny_spec}", "--deploy-cfg-options", "export.verify=False",
                  "-rs", "-k", "verification")
-    result.assert_outcomes(skipped=1, deselected=5)
+    result.assert_outcomes(skipped=1, deselected=9)
     result.stdout.fnmatch_lines(["*export.verify=False in the spec*"])
 
 

@@ -44,6 +44,11 @@ class Runner(ABC):
         """Default: time the host-to-host ``infer``; device backends override to keep data resident."""
         return lambda: self._infer(feed)
 
+    def phases(self, feed):
+        """trtexec's split of one inference: ``{"h2d": f, "compute": f, "d2h": f}`` with device buffers
+        bound once, each callable one phase. ``None`` for host backends (nothing to split)."""
+        return None
+
     def synchronize(self):
         """Wait for queued device work; host backends have none."""
 

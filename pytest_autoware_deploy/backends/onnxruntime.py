@@ -71,26 +71,43 @@ class OnnxRuntimeRunner(Runner):
         if not self.device.startswith("cuda"):
             run, names, bound = self.session.run, self.output_names, {n: feed[n] for n in self.inputs}
             return lambda: run(names, bound)
+        return self._bound(feed)["compute"]
+
+    def phases(self, feed):
+        self.check_feed(feed)
+        return self._bound(feed) if self.device.startswith("cuda") else None
+
+    def _bound(self, feed) -> dict:
+        """Device buffers bound once; callables for host->device, compute and device->host."""
         import onnxruntime as ort
 
         idx = int(self.device.partition(":")[2] or 0)
         first = self._infer(feed)  # output shapes and dtypes for the device buffers
         binding = self.session.io_binding()
-        keep = []
+        host_in = {n: np.ascontiguousarray(feed[n]) for n in self.inputs}
+        dev_in, dev_out = [], []
         for name in self.inputs:
-            value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(feed[name]), "cuda", idx)
+            value = ort.OrtValue.ortvalue_from_numpy(host_in[name], "cuda", idx)
             binding.bind_ortvalue_input(name, value)
-            keep.append(value)
+            dev_in.append((value, host_in[name]))
         for name in self.output_names:
             value = ort.OrtValue.ortvalue_from_shape_and_type(first[name].shape, first[name].dtype, "cuda", idx)
             binding.bind_ortvalue_output(name, value)
-            keep.append(value)
+            dev_out.append(value)
         run = self.session.run_with_iobinding
 
-        def call(_keep=keep):  # _keep holds the device buffers as long as the callable lives
+        # the closures hold the device buffers as long as the callables live
+        def h2d():
+            for value, host in dev_in:
+                value.update_inplace(host)
+
+        def compute():
             run(binding)
 
-        return call
+        def d2h():
+            return [value.numpy() for value in dev_out]
+
+        return {"h2d": h2d, "compute": compute, "d2h": d2h}
 
     def _deactivate(self):
         self.session = None

@@ -59,6 +59,27 @@ class PyTorchRunner(Runner):
         tensors = self._tensors(feed)
         return lambda: self._run(tensors)
 
+    def phases(self, feed):
+        if not self.device.startswith("cuda"):
+            return None
+        import torch
+
+        host = [torch.from_numpy(np.ascontiguousarray(feed[n])).pin_memory() for n in self.input_names]
+        dev = [h.to(self.device) for h in host]
+        out = list(self._run(dev))
+
+        def h2d():
+            for d, h in zip(dev, host):
+                d.copy_(h, non_blocking=True)
+
+        def compute():
+            out[:] = self._run(dev)
+
+        def d2h():
+            return [o.cpu() for o in out]
+
+        return {"h2d": h2d, "compute": compute, "d2h": d2h}
+
     def synchronize(self):
         import torch
 

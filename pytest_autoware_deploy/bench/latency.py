@@ -66,3 +66,47 @@ def end_to_end_timings(runner, feed, warmup, rounds):
     for _ in range(warmup):
         runner.infer(feed)
     return timings(lambda: runner.infer(feed), rounds)
+
+
+def phase_timings(phases: dict, synchronize, warmup: int, rounds: int) -> dict[str, list[float]]:
+    """Seconds per phase (h2d / compute / d2h) per round, trtexec-style.
+
+    Each phase is bracketed by CUDA events on torch's current stream and followed by
+    ``synchronize``: for backends that enqueue on that stream (pytorch, TensorRT here) the events
+    time the device work itself; ONNX Runtime runs on its own stream but each of its phases is
+    synchronous, so there the events bracket the completed call. Without CUDA in torch, perf_counter.
+    """
+    import time
+
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    except ImportError:
+        cuda = False
+    for _ in range(max(warmup, 1)):
+        for fn in phases.values():
+            fn()
+        synchronize()
+    out = {name: [] for name in phases}
+    for _ in range(rounds):
+        for name, fn in phases.items():
+            if cuda:
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                fn()
+                end.record()
+                synchronize()
+                end.synchronize()
+                out[name].append(start.elapsed_time(end) / 1e3)
+            else:
+                t0 = time.perf_counter()
+                fn()
+                synchronize()
+                out[name].append(time.perf_counter() - t0)
+    return out
+
+
+def throughput(batch: int, latency_ms: dict) -> float:
+    """Samples per second at the median latency (MLPerf 'offline'-style: one batch per call)."""
+    return batch / (latency_ms["median"] / 1e3) if latency_ms["median"] > 0 else float("inf")

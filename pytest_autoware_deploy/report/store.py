@@ -52,6 +52,16 @@ class ReportStore:
             if e2e_ms is not None:
                 body["latency_e2e_ms"] = e2e_ms
 
+    def set_phases(self, spec_name, backend, phases_ms: dict):
+        """trtexec-style split per phase: {"h2d": stats, "compute": stats, "d2h": stats}."""
+        with self._lock:
+            self.backend(spec_name, backend)["latency_phases_ms"] = phases_ms
+
+    def set_throughput(self, spec_name, backend, batch: int, samples_per_s: float, stats_ms: dict):
+        with self._lock:
+            sweep = self.backend(spec_name, backend).setdefault("throughput", {})
+            sweep[str(batch)] = {"samples_per_s": samples_per_s, "latency_ms": stats_ms}
+
     def merge(self, specs: dict, work_dirs: dict):
         """Fold another process's results in (pytest-xdist workers); backends of a spec are united."""
         with self._lock:

@@ -69,5 +69,15 @@ def render_markdown(doc: dict) -> str:
                 lat = body.get(key)
                 if lat:
                     lines.append(f"| {label} | " + " | ".join(_num(lat.get(c), ".3f") for c in LATENCY_COLS) + " |")
+            for phase, lat in (body.get("latency_phases_ms") or {}).items():
+                lines.append(f"| {b} [{phase}] | " + " | ".join(_num(lat.get(c), ".3f") for c in LATENCY_COLS) + " |")
+        sweeps = {b: body["throughput"] for b, body in backends.items() if body.get("throughput")}
+        if sweeps:
+            lines += ["", "### Throughput by batch size (samples/s at the median latency)", "",
+                      "| backend | batch | samples/s | median ms | p99 ms |", "|---|---|---|---|---|"]
+            for b, sweep in sweeps.items():
+                for batch, t in sorted(sweep.items(), key=lambda kv: int(kv[0])):
+                    lines.append(f"| {b} | {batch} | {_num(t['samples_per_s'], '.1f')} | "
+                                 f"{_num(t['latency_ms']['median'], '.3f')} | {_num(t['latency_ms']['p99'], '.3f')} |")
         lines.append("")
     return "\n".join(lines)

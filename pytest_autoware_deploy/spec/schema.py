@@ -121,6 +121,7 @@ SCHEMA: dict[str, Field] = {
         "warmup": F(int, 5),
         "rounds": F(int, 30),
         "min_time_s": F(NUM, 0.0, doc="time at least this long (more rounds if needed)"),
+        "batch_sizes": F(list, [], doc="throughput sweep (default: powers of two within the declared batch range)"),
         "enabled": F(bool, True),
     }),
     "gate": F(dict, doc="regression gate against --deploy-baseline", children={

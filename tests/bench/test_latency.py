@@ -27,3 +27,21 @@ def test_timed_call_synchronizes_after_each_run():
     call = timed_call(lambda: order.append("run"), lambda: order.append("sync"))
     call()
     assert order == ["run", "sync"]
+
+
+def test_phase_timings_time_every_phase_in_order():
+    from pytest_autoware_deploy.bench.latency import phase_timings
+
+    calls = []
+    phases = {name: (lambda n=name: calls.append(n)) for name in ("h2d", "compute", "d2h")}
+    synced = []
+    out = phase_timings(phases, lambda: synced.append(1), warmup=1, rounds=3)
+    assert list(out) == ["h2d", "compute", "d2h"] and all(len(v) == 3 for v in out.values())
+    assert calls == ["h2d", "compute", "d2h"] * 4  # one warm-up round, three timed
+    assert len(synced) == 1 + 3 * 3  # after the warm-up round and after every timed phase
+
+
+def test_throughput_is_batch_over_median():
+    from pytest_autoware_deploy.bench.latency import throughput
+
+    assert throughput(4, {"median": 2.0}) == 2000.0

@@ -66,14 +66,14 @@ GATE = ["--deploy-cfg-options", "gate.latency_min_delta_ms=5", "benchmark.rounds
 def test_planted_regression_fails_the_gate_and_a_clean_rerun_passes(pytester, tiny_spec, tmp_path):
     baseline = tmp_path / "baseline.json"
     run(pytester, f"--deploy-config={tiny_spec}", f"--deploy-save-baseline={baseline}", *GATE) \
-        .assert_outcomes(passed=9)
+        .assert_outcomes(passed=13)
     assert load_baseline(baseline)["tiny"]["backends"]["onnx"]["latency_ms"]["median"] > 0
 
     planted = run(pytester, f"--deploy-config={tiny_spec}", f"--deploy-baseline={baseline}",
                   "--deploy-cfg-options", "gate.latency_min_delta_ms=5", "benchmark.rounds=7",
                   "model.kwargs.delay_ms=20", "data.kwargs.wrong_labels=3", "evaluation.thresholds.min_accuracy=0")
     # slower pytorch, lower accuracy on both backends; onnx latency untouched (the sleep is eager-only)
-    planted.assert_outcomes(passed=10, failed=3)
+    planted.assert_outcomes(passed=14, failed=3)
     planted.stdout.fnmatch_lines([
         "tiny, backend pytorch: accuracy regressed vs baseline: accuracy: baseline 1, current 0.75, limit 1 "
         "(max drop 0)",
@@ -85,7 +85,7 @@ def test_planted_regression_fails_the_gate_and_a_clean_rerun_passes(pytester, ti
         "FAILED tiny.py::test_gate_latency[[]tiny-pytorch[]]*",
     ])
     clean = run(pytester, f"--deploy-config={tiny_spec}", f"--deploy-baseline={baseline}", *GATE, "-v")
-    clean.assert_outcomes(passed=13)
+    clean.assert_outcomes(passed=17)
     clean.stdout.fnmatch_lines(["*test_gate_latency[[]tiny-onnx[]] PASSED*"])
 
 
