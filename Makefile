@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 SPEC   ?= deploy_specs/calibration_status_classification.py
 DATA    = data/synthetic/calibration_status_classification
 
-.PHONY: install demo data data-full test clean
+.PHONY: install demo data data-full test bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ demo: data
 
 test: install
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
+
+# Measurements behind docs/performance.md (about 1.5 min on 2 cores); JSON results in $(BENCH_OUT).
+BENCH_OUT ?= work_dirs/benchmarks
+bench: data
+	mkdir -p $(BENCH_OUT)
+	$(BIN)/python benchmarks/harness_overhead.py --json $(BENCH_OUT)/harness_overhead.json
+	$(BIN)/python benchmarks/eval_throughput.py --json $(BENCH_OUT)/eval_throughput.json
+	$(BIN)/python benchmarks/cache_warm_cold.py --json $(BENCH_OUT)/cache_warm_cold.json
 
 clean:
 	rm -rf work_dirs $(DATA)
