@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_autoware_deploy.bench.measure import (file_record, format_table, git_revision,  # noqa: E402
-                                                  load_average, machine_info, summarize, tree_changes,
+from pytest_autoware_deploy.bench.measure import (finish, file_record, format_table,  # noqa: E402
+                                                  load_average, summarize, tree_changes,
                                                   tree_snapshot)
 
 DEFAULT_SPEC = ROOT / "deploy_specs" / "calibration_status_classification.py"
@@ -126,14 +126,8 @@ def main(argv=None):
 
     result = {"benchmark": "cache_warm_cold", "spec": spec_dir.name, "cfg_options": args.cfg_options,
               "pairs": pairs, "export_ratio": export_ratio, "e2e_ratio": e2e_ratio, "cache_untouched": untouched,
-              "warm_built_nothing": nothing_built, "goal_export_ratio": GOAL_EXPORT_RATIO, "goal_met": ok,
-              "machine": machine_info(), "source": git_revision(ROOT),
-              "load_average": {"before": load_before, "after": load_average()}, "date": time.strftime("%Y-%m-%d")}
-    print(f"load average (1/5/15 min) before {load_before}, after {result['load_average']['after']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-        print(f"\nwrote {args.json}")
-    return result
+              "warm_built_nothing": nothing_built, "goal_export_ratio": GOAL_EXPORT_RATIO, "goal_met": ok}
+    return finish(result, args.json, load_before, ROOT)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ over one evaluation at N=50 vs N (separate, untimed passes): flat means samples 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import tracemalloc
@@ -33,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_autoware_deploy.bench.measure import (format_table, git_revision, load_average,  # noqa: E402
-                                                  machine_info, pair_ratios, peak_rss_bytes, reset_peak_rss,
+from pytest_autoware_deploy.bench.measure import (finish, format_table, load_average,  # noqa: E402
+                                                  pair_ratios, peak_rss_bytes, reset_peak_rss,
                                                   rss_bytes, summarize)
 
 DEFAULT_SPEC = ROOT / "deploy_specs" / "calibration_status_classification.py"
@@ -208,14 +207,8 @@ def main(argv=None):
 
     result = {"benchmark": "eval_throughput", "spec": main_state.spec.name, "backend": "onnx",
               "onnx_file": str(onnx_path), "num_samples": n, "reps": reps, "summary": summary,
-              "memory": memory, "goal_ratio": GOAL_RATIO, "goal_met": ok, "machine": machine_info(),
-              "source": git_revision(ROOT), "load_average": {"before": load_before, "after": load_average()},
-              "date": time.strftime("%Y-%m-%d")}
-    print(f"load average (1/5/15 min) before {load_before}, after {result['load_average']['after']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-        print(f"\nwrote {args.json}")
-    return result
+              "memory": memory, "goal_ratio": GOAL_RATIO, "goal_met": ok}
+    return finish(result, args.json, load_before, ROOT)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_autoware_deploy.bench.measure import (abba_order, format_table, git_revision,  # noqa: E402
-                                                  load_average, machine_info, pair_ratios, summarize)
+from pytest_autoware_deploy.bench.measure import (finish, abba_order, format_table,  # noqa: E402
+                                                  load_average, pair_ratios, summarize)
 
 DEFAULT_SPEC = ROOT / "deploy_specs" / "calibration_status_classification.py"
 GOAL_MEDIAN_RATIO = 1.03
@@ -169,14 +169,8 @@ def main(argv=None):
               "pairs": args.pairs, "warmup": args.warmup, "rounds": args.rounds, "order": "ABBA",
               "blocks": blocks, "pooled": {"plugin": pooled_plugin, "raw": pooled_raw},
               "median_ratio": median_ratio, "p95_ratio": p95_ratio, "goal_median_ratio": GOAL_MEDIAN_RATIO,
-              "goal_met": ok, "machine": machine_info(), "source": git_revision(ROOT),
-              "load_average": {"before": load_before, "after": load_average()}, "pytest_log": str(log_path),
-              "date": time.strftime("%Y-%m-%d")}
-    print(f"load average (1/5/15 min) before {load_before}, after {result['load_average']['after']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-        print(f"\nwrote {args.json}")
-    return result
+              "goal_met": ok, "pytest_log": str(log_path)}
+    return finish(result, args.json, load_before, ROOT)
 
 
 if __name__ == "__main__":

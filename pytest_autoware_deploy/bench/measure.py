@@ -11,10 +11,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import statistics
 from pathlib import Path
+
+from ..export.cache import file_digest
 
 
 def abba_order(pairs: int, a="a", b="b") -> list:
@@ -41,12 +42,6 @@ def summarize(values) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
-def _sha256(path, chunk=1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def tree_snapshot(root) -> dict[str, dict]:
@@ -63,7 +58,7 @@ def tree_snapshot(root) -> dict[str, dict]:
 def file_record(path) -> dict:
     """``{"size", "mtime_ns", "sha256"}`` of one file."""
     st = Path(path).stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256(path)}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": file_digest(path)}
 
 
 def tree_changes(before: dict, after: dict) -> list[str]:
@@ -166,3 +161,18 @@ def git_revision(root) -> dict | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return {"head": head, "modified": [line[3:] for line in dirty]}
+
+
+def finish(result: dict, json_path, load_before, root) -> dict:
+    """Stamp a benchmark result with machine, source revision, load and date; print the load; write JSON."""
+    import json
+    import time
+
+    result.update({"machine": machine_info(), "source": git_revision(root),
+                   "load_average": {"before": load_before, "after": load_average()},
+                   "date": time.strftime("%Y-%m-%d")})
+    print(f"load average (1/5/15 min) before {load_before}, after {result['load_average']['after']}")
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=2))
+        print(f"\nwrote {json_path}")
+    return result
