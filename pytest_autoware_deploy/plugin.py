@@ -17,6 +17,7 @@ from .errors import DeployError
 from .progress import set_writer
 from .session import DeploySession
 from .spec.load import load_spec, parse_cfg_options
+from .spec.stages import is_pipeline
 
 SESSION_KEY = pytest.StashKey[DeploySession]()
 
@@ -138,14 +139,16 @@ class DeploySpecModule(pytest.Module):
         return importlib.import_module("pytest_autoware_deploy.suite")
 
     def collect(self):
-        wants_engine = self.spec.export_mode in ("trt", "both")
-        gated = deploy_session(self.config).baseline is not None
-        return [c for c in super().collect()
-                if (wants_engine or getattr(c, "originalname", c.name) != "test_export_tensorrt")
-                and (gated or getattr(c, "originalname", c.name) not in GATE_TESTS)]
+        skip = set() if self.spec.export_mode in ("trt", "both") else {"test_export_tensorrt"}
+        if deploy_session(self.config).baseline is None:
+            skip |= set(GATE_TESTS)
+        # a pipeline is exported stage by stage, and its batch is the host code's business
+        skip |= {"test_export_onnx", "test_throughput"} if is_pipeline(self.spec) else set(STAGE_TESTS)
+        return [c for c in super().collect() if getattr(c, "originalname", c.name) not in skip]
 
 
 GATE_TESTS = ("test_gate_accuracy", "test_gate_latency")
+STAGE_TESTS = ("test_stage_export_onnx", "test_stage_verification", "test_stage_latency")
 
 
 def _runs_on_cuda(item) -> bool:

@@ -17,7 +17,7 @@ EVALUATORS = {
 }
 
 FAMILY_KEYS = {"builder": ("model", "builder"), "loader": ("data", "loader"),
-               "evaluator": ("evaluation", "evaluator")}
+               "evaluator": ("evaluation", "evaluator"), "host": ("pipeline", "host")}
 
 
 @lru_cache(maxsize=None)

@@ -12,6 +12,8 @@ import time
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+
 from .backends.onnxruntime import OnnxRuntimeRunner
 from .backends.pytorch import PyTorchRunner
 from .data import batch_inputs, check_sample, load_samples, prefetched
@@ -21,8 +23,10 @@ from .evaluate.base import make_evaluator
 from .export.onnx import OnnxArtifact, export_onnx, load_onnx
 from .export.pytorch_model import build_model
 from .progress import progress
+from .pipeline import PipelineRunner, RecordedSamples, make_host, run_host
 from .report.store import ReportStore
 from .spec.model import BackendId
+from .spec.stages import is_pipeline, stage_names, stage_spec
 
 
 class SpecState:
@@ -35,6 +39,8 @@ class SpecState:
         self._evaluations: dict[str, dict] = {}
         self._policies: dict[str, object] = {}
         self._artifacts: dict[str, dict] = {}
+        self._stages: dict[str, StageState] = {}
+        self._recorded: dict[int, dict] = {}
         store.set_spec_info(spec.name, spec.work_dir, spec_file=str(spec.file))
 
     # -- inputs ---------------------------------------------------------------------------------
@@ -110,7 +116,9 @@ class SpecState:
         key = str(backend)
         if key not in self._runners:
             device = self.device_of(backend)
-            if backend.base == "pytorch":
+            if is_pipeline(self.spec):
+                runner = PipelineRunner(self.host, self.spec, self._stage_caller(backend), key)
+            elif backend.base == "pytorch":
                 runner = PyTorchRunner(self.model, self.spec.input_names, self.spec.output_names, device)
             elif backend.base == "onnx":
                 graph = self.policy_onnx(backend.policy_name).path
@@ -132,6 +140,44 @@ class SpecState:
         for runner in self._runners.values():
             runner.deactivate()
         self._runners.clear()
+        for stage in self._stages.values():
+            stage.close()
+
+    # -- pipelines (several stages with host code between them) -----------------------------------
+    @cached_property
+    def host(self):
+        return make_host(self.spec)
+
+    def stage(self, name: str) -> "StageState":
+        if name not in self._stages:
+            self._stages[name] = StageState(self, name)
+        return self._stages[name]
+
+    def _stage_caller(self, backend: BackendId):
+        def call_stage(name, feed):
+            if name not in stage_names(self.spec):
+                raise InferenceError(f"{self.spec.name}: {self.spec.cfg['pipeline']['host']} called stage {name!r}; "
+                                     f"declared stages: {stage_names(self.spec)}")
+            return self.stage(name).infer(backend, feed, f"stage {name}")
+        return call_stage
+
+    def recorded(self, sample_idx: int) -> dict:
+        """Each stage's inputs when the reference (PyTorch) pipeline runs sample ``sample_idx``."""
+        if sample_idx not in self._recorded:
+            feeds = {}
+            reference = self._stage_caller(BackendId("pytorch"))
+
+            def record(name, feed):
+                feeds[name] = {k: np.array(v, copy=True) for k, v in feed.items()}
+                return reference(name, feed)
+
+            run_host(self.host, self.spec, self.samples[sample_idx]["inputs"], record)
+            missing = [n for n in stage_names(self.spec) if n not in feeds]
+            if missing:
+                raise InferenceError(f"{self.spec.name}: the host never called stage(s) {missing} on sample "
+                                     f"{sample_idx}")
+            self._recorded[sample_idx] = feeds
+        return self._recorded[sample_idx]
 
     def infer(self, backend: BackendId, feed, where: str) -> dict:
         """Run one inference; a backend's own exception becomes one InferenceError naming the case."""
@@ -189,6 +235,32 @@ class SpecState:
             result["figures"] = [os.path.relpath(p, self.spec.work_dir) for p in paths]
         self.store.set_evaluation(self.spec.name, str(backend), result)
         return result
+
+
+class StageState(SpecState):
+    """One stage of a pipeline: its submodule, the inputs the reference pipeline fed it, its own
+    exports and runners. Everything else (export cache, policies, verification) is SpecState's."""
+
+    def __init__(self, parent: SpecState, name: str):
+        self.parent = parent
+        super().__init__(stage_spec(parent.spec, name), parent.store, parent.rebuild)
+
+    @cached_property
+    def samples(self):
+        return RecordedSamples(self.parent.recorded, len(self.parent.samples), self.spec.cfg["stage"]["name"])
+
+    @cached_property
+    def model(self):
+        import operator
+
+        path = self.spec.cfg["stage"]["module"]
+        try:
+            module = operator.attrgetter(path)(self.parent.model)
+        except AttributeError:
+            from .errors import SpecError
+            raise SpecError(self.spec.file, "pipeline.stages", f"stage {self.spec.cfg['stage']['name']!r}: the model "
+                            f"has no submodule {path!r}") from None
+        return module.eval()
 
 
 def _tf32_for(policy: str):

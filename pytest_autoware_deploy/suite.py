@@ -15,13 +15,18 @@ import pytest
 
 from pytest_autoware_deploy.bench.latency import (end_to_end_timings, latency_stats_ms, phase_timings, plan_rounds,
                                                    throughput, timed_call, timings)
-from pytest_autoware_deploy.cases import sample_indices, shape_cases, throughput_batches
+from pytest_autoware_deploy.cases import ShapeCase, sample_indices, shape_cases, throughput_batches
 from pytest_autoware_deploy.export.precision import max_drop_for, tolerance_for
 from pytest_autoware_deploy.fixtures import user_errors
 from pytest_autoware_deploy.plugin import spec_of_node
 from pytest_autoware_deploy.report.baseline import accuracy_breach, baseline_backend, latency_breaches
 from pytest_autoware_deploy.spec.model import BackendId
+from pytest_autoware_deploy.spec.stages import stage_names
 from pytest_autoware_deploy.verify import Tolerance, compare_output
+from pytest_autoware_deploy.verify.output_checks import output_checks, run_detection_check, verified_outputs
+
+
+NATIVE = ShapeCase("native")  # a stage runs at the shapes its recorded inputs have
 
 
 def _skip(reason):
@@ -34,42 +39,57 @@ def pytest_generate_tests(metafunc):
         return
     name = metafunc.function.__name__
     backends = list(spec.backends)
-    if name == "test_verification":
-        ref = spec.reference
-        if spec.export_mode == "none":
-            metafunc.parametrize("verify_case", [_skip("export.mode='none': the given ONNX has no PyTorch "
-                                                       "reference to verify against (evaluated and timed only)")])
+    if name in ("test_verification", "test_stage_verification"):
+        argname = "verify_case" if name == "test_verification" else "stage_case"
+        reason = _no_verification_reason(spec)
+        if reason:
+            metafunc.parametrize(argname, [_skip(reason)])
             return
-        if not spec.cfg["export"]["verify"]:
-            metafunc.parametrize("verify_case", [_skip("export.verify=False in the spec")])
-            return
-        targets = [b for b in backends if str(b) != ref]
-        if not targets:
-            metafunc.parametrize("verify_case", [_skip(f"no backend besides the reference '{ref}' under test")])
-            return
-        params = [pytest.param((b, out, idx, case), id=f"{b.test_id}-{out}-sample{idx}-{case.id}")
-                  for b in targets for case in shape_cases(spec)
-                  for idx in sample_indices(spec) for out in spec.output_names]
-        metafunc.parametrize("verify_case", params)
+        targets = [b for b in backends if str(b) != spec.reference]
+        if name == "test_verification":
+            params = [pytest.param((b, out, idx, case), id=f"{b.test_id}-{out}-sample{idx}-{case.id}")
+                      for b in targets for case in shape_cases(spec)
+                      for idx in sample_indices(spec) for out in verified_outputs(spec)]
+        else:
+            params = [pytest.param((st["name"], b, out, idx), id=f"{st['name']}-{b.test_id}-{out}-sample{idx}")
+                      for st in spec.cfg["pipeline"]["stages"] for b in targets
+                      for idx in sample_indices(spec) for out in st["output_names"]]
+        metafunc.parametrize(argname, params)
     elif name == "test_export_tensorrt":
         policies = list(dict.fromkeys(b.policy_name for b in backends if b.base == "tensorrt")) or \
             [spec.cfg["backend_config"]["common_config"]["precision_policy"]]
-        metafunc.parametrize("policy", policies)
+        engines = [(stage, p) for stage in (stage_names(spec) or [None]) for p in policies]
+        metafunc.parametrize("engine", engines, ids=[p if s is None else f"{s}-{p}" for s, p in engines])
+    elif name == "test_stage_export_onnx":
+        metafunc.parametrize("stage", stage_names(spec))
     elif name in ("test_accuracy", "test_gate_accuracy"):
         if not spec.cfg["evaluation"]["enabled"]:
             metafunc.parametrize("backend", [_skip("evaluation.enabled=False in the spec")])
             return
         metafunc.parametrize("backend", backends, ids=[b.test_id for b in backends])
-    elif name in ("test_latency", "test_gate_latency", "test_throughput"):
+    elif name in ("test_latency", "test_gate_latency", "test_throughput", "test_stage_latency"):
         if not spec.cfg["benchmark"]["enabled"]:
             metafunc.parametrize("backend", [_skip("benchmark.enabled=False in the spec")])
-            if name == "test_throughput":
-                metafunc.parametrize("batch", [0], ids=["-"])
+            if name in ("test_throughput", "test_stage_latency"):
+                metafunc.parametrize("batch" if name == "test_throughput" else "stage", [0], ids=["-"])
             return
         metafunc.parametrize("backend", backends, ids=[b.test_id for b in backends])
+        if name == "test_stage_latency":
+            metafunc.parametrize("stage", stage_names(spec))
         if name == "test_throughput":
             batches = throughput_batches(spec)
             metafunc.parametrize("batch", batches, ids=[f"b{b}" for b in batches])
+
+
+def _no_verification_reason(spec):
+    if spec.export_mode == "none":
+        return ("export.mode='none': the given ONNX has no PyTorch reference to verify against "
+                "(evaluated and timed only)")
+    if not spec.cfg["export"]["verify"]:
+        return "export.verify=False in the spec"
+    if not [b for b in spec.backends if str(b) != spec.reference]:
+        return f"no backend besides the reference '{spec.reference}' under test"
+    return None
 
 
 def test_export_onnx(deploy_spec, onnx_model):
@@ -82,31 +102,42 @@ def test_export_onnx(deploy_spec, onnx_model):
                     pytrace=False)
 
 
-def test_export_tensorrt(deploy_spec, deploy_state, policy):
-    """Collected only for export.mode 'trt'/'both': one engine per precision policy, from that
-    policy's ONNX graph; never silently dropped (no TensorRT here is a skip that says so)."""
+def test_export_tensorrt(deploy_spec, deploy_state, engine):
+    """Collected only for export.mode 'trt'/'both': one engine per precision policy (per stage of a
+    pipeline), from that policy's ONNX graph; never silently dropped (no TensorRT: a skip saying so)."""
     from pytest_autoware_deploy.export.tensorrt import build_engine
 
+    stage, policy = engine
+    state = deploy_state if stage is None else deploy_state.stage(stage)
     with user_errors():
-        graph = deploy_state.policy_onnx(policy).path
-        build_engine(deploy_spec, graph, policy=policy, rebuild=deploy_state.rebuild)
+        graph = state.policy_onnx(policy).path
+        build_engine(state.spec, graph, policy=policy, rebuild=state.rebuild)
 
 
 def test_verification(deploy_spec, deploy_state, verify_case):
     backend, output, sample_idx, case = verify_case
-    tol = Tolerance(**tolerance_for(deploy_spec, backend.policy_name))
+    _verify(deploy_state, backend, output, sample_idx, case)
+
+
+def _verify(state, backend, output, sample_idx, case):
+    """One (backend, output, sample, shape) comparison against the reference: a model, a pipeline
+    end to end, or one stage of a pipeline (``state.spec`` is the stage's spec then)."""
+    spec = state.spec
+    tol = Tolerance(**tolerance_for(spec, backend.policy_name))
     with user_errors():
-        reference = deploy_state.case_outputs(BackendId(deploy_spec.reference), sample_idx, case)
-        actual = deploy_state.case_outputs(backend, sample_idx, case)
-    if output not in actual:
-        pytest.fail(f"{deploy_spec.name}: backend {backend} produced no output '{output}' "
+        reference = state.case_outputs(BackendId(spec.reference), sample_idx, case)
+        actual = state.case_outputs(backend, sample_idx, case)
+    check = output_checks(spec).get(output)  # a detection comparator from verification.outputs, or None
+    if output not in actual and check is None:
+        pytest.fail(f"{spec.name}: backend {backend} produced no output '{output}' "
                     f"(got {sorted(actual)})", pytrace=False)
-    where = (f"spec {deploy_spec.name}, backend {backend} vs {deploy_spec.reference}, output '{output}', "
+    where = (f"spec {spec.name}, backend {backend} vs {spec.reference}, output '{output}', "
              f"sample {sample_idx}, shape {case.id}")
-    result = compare_output(reference[output], actual[output], tol, where)
-    deploy_state.store.add_verification(deploy_spec.name, str(backend), output,
-                                        f"sample{sample_idx}-{case.id}", result.stats, result.passed,
-                                        result.message)
+    with user_errors():
+        result = (run_detection_check(spec, check, reference, actual, backend.policy_name, where) if check
+                  else compare_output(reference[output], actual[output], tol, where))
+    state.store.add_verification(spec.name, str(backend), output, f"sample{sample_idx}-{case.id}", result.stats,
+                                 result.passed, result.message)
     if not result.passed:
         pytest.fail(result.message, pytrace=False)
 
@@ -157,18 +188,23 @@ def _describe(benchmark, deploy_spec, deploy_state, backend, feed, name):
 
 
 def test_latency(deploy_spec, deploy_state, backend, benchmark, request):
-    """Device-resident compute latency; on CUDA also end to end with host copies and the
-    trtexec-style host->device / compute / device->host split."""
-    bcfg = deploy_spec.cfg["benchmark"]
+    """Device-resident compute latency (a pipeline: end to end, host code included); on CUDA also
+    end to end with host copies and the trtexec-style host->device / compute / device->host split."""
+    _latency(deploy_state, backend, benchmark, request)
+
+
+def _latency(state, backend, benchmark, request):
+    spec = state.spec
+    bcfg = spec.cfg["benchmark"]
     with user_errors():
-        runner = deploy_state.runner(backend)
-        feed = deploy_state.example_inputs()
+        runner = state.runner(backend)
+        feed = state.example_inputs()
         call = timed_call(runner.prepare(feed), runner.synchronize)
         rounds = plan_rounds(call, bcfg["warmup"], bcfg["rounds"], bcfg["min_time_s"])
-    _describe(benchmark, deploy_spec, deploy_state, backend, feed, f"{deploy_spec.name}[{backend}]")
+    _describe(benchmark, spec, state, backend, feed, f"{spec.name}[{backend}]")
     latency = _timed(benchmark, request, call, rounds)
     e2e = None
-    if deploy_state.device_of(backend).startswith("cuda"):
+    if state.device_of(backend).startswith("cuda"):
         with user_errors():
             e2e = latency_stats_ms(end_to_end_timings(runner, feed, bcfg["warmup"], rounds))
             phases = runner.phases(feed)
@@ -176,9 +212,9 @@ def test_latency(deploy_spec, deploy_state, backend, benchmark, request):
                 split = {k: latency_stats_ms(v)
                          for k, v in phase_timings(phases, runner.synchronize, bcfg["warmup"], rounds).items()}
                 benchmark.extra_info["latency_phases_ms"] = split
-                deploy_state.store.set_phases(deploy_spec.name, str(backend), split)
+                state.store.set_phases(spec.name, str(backend), split)
         benchmark.extra_info["latency_e2e_ms"] = e2e
-    deploy_state.store.set_latency(deploy_spec.name, str(backend), latency, e2e)
+    state.store.set_latency(spec.name, str(backend), latency, e2e)
 
 
 def test_throughput(deploy_spec, deploy_state, backend, batch, benchmark, request):
@@ -194,6 +230,29 @@ def test_throughput(deploy_spec, deploy_state, backend, batch, benchmark, reques
     rate = throughput(batch, latency)
     benchmark.extra_info.update({"batch": batch, "samples_per_s": rate})
     deploy_state.store.set_throughput(deploy_spec.name, str(backend), batch, rate, latency)
+
+
+def test_stage_export_onnx(deploy_spec, deploy_state, stage):
+    """Pipelines: each stage exported on its own (from the inputs the reference pipeline fed it)."""
+    from pytest_autoware_deploy.export.onnx import check_onnx
+
+    state = deploy_state.stage(stage)
+    with user_errors():
+        path = state.onnx.path
+        problems = check_onnx(path, state.spec)
+    if problems:
+        pytest.fail(f"{state.spec.name}: ONNX {path} is not valid:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+def test_stage_verification(deploy_spec, deploy_state, stage_case):
+    """Pipelines: a stage on the backend vs the same stage on the reference, on recorded inputs."""
+    stage, backend, output, sample_idx = stage_case
+    _verify(deploy_state.stage(stage), backend, output, sample_idx, NATIVE)
+
+
+def test_stage_latency(deploy_spec, deploy_state, stage, backend, benchmark, request):
+    """Pipelines: one stage alone, on the inputs the reference pipeline fed it."""
+    _latency(deploy_state.stage(stage), backend, benchmark, request)
 
 
 def _baseline_entry(deploy_spec, backend, request):

@@ -97,3 +97,107 @@ def _inner_runs_are_not_xdist_workers(monkeypatch):
     """pytest-benchmark disables itself when PYTEST_XDIST_WORKER is set; runs we start are not workers."""
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     monkeypatch.delenv("PYTEST_XDIST_TESTRUNUID", raising=False)
+
+
+PIPELINE_MODULE = '''
+import numpy as np
+import torch
+from torch import nn
+
+
+class Encoder(nn.Module):
+    """(num_items, 4) -> (num_items, 8): a pillar-feature-net stand-in (dynamic first axis)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 8)
+
+    def forward(self, items):
+        return torch.relu(self.lin(items))
+
+
+class Head(nn.Module):
+    """(1, 8, G, G) grid -> (1, 3) logits: a backbone+head stand-in."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, grid):
+        return self.fc(torch.relu(self.conv(grid)).mean((2, 3)))
+
+
+class TwoStage(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = Encoder()
+        self.head = Head()
+
+
+def build():
+    torch.manual_seed(0)
+    return TwoStage().eval()
+
+
+class Host:
+    """Host code between the stages: scatter each item's features into its (x, y) grid cell."""
+
+    def __init__(self, grid=4):
+        self.grid = grid
+
+    def run(self, inputs, call_stage):
+        items = inputs["items"]
+        feats = call_stage("encoder", {"items": items})["features"]
+        grid = np.zeros((self.grid, self.grid, feats.shape[1]), np.float32)
+        cells = np.clip(items[:, :2].astype(np.int64), 0, self.grid - 1)
+        np.add.at(grid, (cells[:, 1], cells[:, 0]), feats)
+        logits = call_stage("head", {"grid": np.ascontiguousarray(grid.transpose(2, 0, 1)[None])})["logits"]
+        return {"logits": logits}
+
+
+def _torch_stage(model):
+    def call(name, feed):
+        module = getattr(model, name)
+        with torch.no_grad():
+            out = module(*[torch.from_numpy(v) for v in feed.values()])
+        return {"features" if name == "encoder" else "logits": out.numpy()}
+    return call
+
+
+def make_samples(n=8, seed=0):
+    rng = np.random.default_rng(seed)
+    model, host = build(), Host()
+    out = []
+    for _ in range(n):
+        k = int(rng.integers(5, 13))
+        items = np.concatenate([rng.uniform(0, 4, (k, 2)), rng.standard_normal((k, 2))], 1).astype(np.float32)
+        target = int(host.run({"items": items}, _torch_stage(model))["logits"].argmax())
+        out.append(dict(inputs={"items": items}, target=target))
+    return out
+'''
+
+PIPELINE_SPEC = '''
+export = dict(mode='onnx', work_dir='out')
+onnx_config = dict(input_names=['items'], output_names=['logits'])
+model = dict(builder='tinypipe:build')
+pipeline = dict(host='tinypipe:Host', kwargs=dict(grid=4), stages=[
+    dict(name='encoder', module='encoder', input_names=['items'], output_names=['features'],
+         dynamic_axes={'items': {0: 'num_items'}, 'features': {0: 'num_items'}}),
+    dict(name='head', module='head', input_names=['grid'], output_names=['logits']),
+])
+data = dict(loader='tinypipe:make_samples', kwargs=dict(n=8))
+evaluation = dict(evaluator='classification', kwargs=dict(num_classes=3),
+                  thresholds=dict(min_accuracy=0.99, max_drop=0.0))
+verification = dict(num_samples=2, atol=1e-4, rtol=1e-3)
+benchmark = dict(warmup=1, rounds=5)
+{extra}
+'''
+
+
+def write_pipeline_spec(directory: Path, name="tinypipe_spec", extra="") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "tinypipe.py").write_text(PIPELINE_MODULE)
+    spec = directory / f"{name}.py"
+    spec.write_text(PIPELINE_SPEC.replace("{extra}", textwrap.dedent(extra)))
+    return spec

@@ -55,3 +55,16 @@ def test_four_workers_two_specs_one_export_each_one_report(pytester, tmp_path):
         entries = [p for p in (work / name / "cache" / "onnx").iterdir() if p.is_dir()]
         assert len(entries) == 1 and (entries[0] / "meta.json").is_file()
         assert not list((work / name).rglob("*.tmp"))  # no torn or abandoned files
+
+
+def test_merge_keeps_pipeline_stages_apart():
+    store = ReportStore()
+    store.set_latency("p/encoder", "onnx", {"median": 1.0})
+    other = ReportStore()
+    other.set_latency("p/head", "onnx", {"median": 2.0})
+    other.set_latency("p", "onnx", {"median": 3.0})
+    store.merge(other.specs, other.work_dirs)
+    assert set(store.specs) == {"p"}
+    assert store.specs["p"]["stages"]["encoder"]["backends"]["onnx"]["latency_ms"] == {"median": 1.0}
+    assert store.specs["p"]["stages"]["head"]["backends"]["onnx"]["latency_ms"] == {"median": 2.0}
+    assert store.specs["p"]["backends"]["onnx"]["latency_ms"] == {"median": 3.0}

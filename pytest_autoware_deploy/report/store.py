@@ -14,14 +14,22 @@ class ReportStore:
         self.specs: dict[str, dict] = {}
         self.work_dirs: dict[str, str] = {}
 
+    def entry(self, spec_name: str) -> dict:
+        """A spec's entry; ``"<spec>/<stage>"`` names a stage of a pipeline, kept under ``stages``."""
+        parent, _, stage = spec_name.partition("/")
+        entry = self.specs.setdefault(parent, {"backends": {}})
+        if stage:
+            entry = entry.setdefault("stages", {}).setdefault(stage, {"backends": {}})
+        return entry
+
     def backend(self, spec_name: str, backend: str) -> dict:
-        spec = self.specs.setdefault(spec_name, {"backends": {}})
-        return spec["backends"].setdefault(backend, {})
+        return self.entry(spec_name)["backends"].setdefault(backend, {})
 
     def set_spec_info(self, spec_name: str, work_dir, **info):
         with self._lock:
-            self.specs.setdefault(spec_name, {"backends": {}}).update(info)
-            self.work_dirs[spec_name] = str(work_dir)
+            self.entry(spec_name).update(info)
+            if "/" not in spec_name:
+                self.work_dirs[spec_name] = str(work_dir)
 
     def add_verification(self, spec_name, backend, output, case, stats, passed, message=""):
         """One (output, sample, shape) comparison; the output's entry keeps the worst statistics."""
@@ -30,6 +38,11 @@ class ReportStore:
                                                                               "cases": []})
             ver["passed"] = ver["passed"] and passed
             ver["cases"].append({"output": output, "case": case, "passed": passed, "message": message})
+            if stats and "matched" in stats:  # a detection comparator's statistics (verify/detections.py)
+                from ..verify.detections import merge_detection_stats
+
+                merge_detection_stats(ver["outputs"].setdefault(output, {}), stats)
+                return
             agg = ver["outputs"].setdefault(output, {"max_abs": 0.0, "mean_abs": 0.0, "max_rel": 0.0,
                                                      "cosine": 1.0, "nan": 0, "inf": 0, "cases": 0})
             if stats:
@@ -66,13 +79,7 @@ class ReportStore:
         """Fold another process's results in (pytest-xdist workers); backends of a spec are united."""
         with self._lock:
             for name, body in specs.items():
-                mine = self.specs.setdefault(name, {"backends": {}})
-                for key, value in body.items():
-                    if key == "backends":
-                        for backend, result in value.items():
-                            mine["backends"].setdefault(backend, {}).update(result)
-                    else:
-                        mine[key] = value
+                _merge_entry(self.specs.setdefault(name, {"backends": {}}), body)
             self.work_dirs.update(work_dirs)
 
     def by_work_dir(self) -> dict[str, dict]:
@@ -80,3 +87,15 @@ class ReportStore:
         for name, body in self.specs.items():
             groups.setdefault(self.work_dirs.get(name, "."), {})[name] = body
         return groups
+
+
+def _merge_entry(mine: dict, body: dict):
+    for key, value in body.items():
+        if key == "backends":
+            for backend, result in value.items():
+                mine.setdefault("backends", {}).setdefault(backend, {}).update(result)
+        elif key == "stages":
+            for stage, stage_body in value.items():
+                _merge_entry(mine.setdefault("stages", {}).setdefault(stage, {"backends": {}}), stage_body)
+        else:
+            mine[key] = value

@@ -8,8 +8,10 @@ from pathlib import Path
 from ..errors import SpecError
 from ..export.precision import POLICIES
 from ..registry import FAMILY_KEYS, families
+from ..verify.output_checks import output_checks
 from .model import BACKEND_BASES, BackendId, DeploySpec, InputSpec
 from .schema import suggest, validate
+from .stages import check_pipeline
 
 PATH_KEYS = {("export", "work_dir"), ("runtime_io", "info_pkl"), ("runtime_io", "onnx_file"),
              ("model", "checkpoint")}
@@ -79,6 +81,7 @@ def load_spec(path, cfg_options=None, work_dir=None, device=None, backends=None,
         inputs=_input_specs(values, path),
     )
     _check_consistency(spec)
+    output_checks(spec)  # verification.outputs: comparators, decoders and tolerances are valid
     return spec
 
 
@@ -208,6 +211,7 @@ def _check_consistency(spec):
     if mode == "none" and any(b.base == "pytorch" for b in spec.backends):
         raise SpecError(spec.file, "evaluation.models_to_evaluate", "export.mode='none' has no PyTorch model: "
                         "evaluate 'onnx'/'tensorrt' only")
+    check_pipeline(spec)
     if cfg["evaluation"]["enabled"] and not cfg["evaluation"]["evaluator"]:
         raise SpecError(spec.file, "evaluation.evaluator", "needed when evaluation.enabled: 'classification' "
                         "or 'module.path:Class'")

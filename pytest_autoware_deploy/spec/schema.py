@@ -97,6 +97,8 @@ SCHEMA: dict[str, Field] = {
         "min_cosine": F((int, float, type(None)), None),
         "reference": F(str, "pytorch"),
         "batch_sizes": F(list, [], doc="extra batch sizes to verify when the batch axis is dynamic"),
+        "outputs": F(dict, {}, doc="output -> dict(compare='allclose'|'detections2d', decoder, decoder_kwargs, iou, "
+                                   "score_atol, box_atol, max_unmatched, min_score, policies); see verify/output_checks.py"),
     }),
     "precision": F(dict, doc="precision policies as ONNX-level transforms, tested per (backend, policy)", children={
         "policies": F(list, [], doc="policies under test (default: [backend_config.common_config.precision_policy])"),
@@ -123,6 +125,12 @@ SCHEMA: dict[str, Field] = {
         "min_time_s": F(NUM, 0.0, doc="time at least this long (more rounds if needed)"),
         "batch_sizes": F(list, [], doc="throughput sweep (default: powers of two within the declared batch range)"),
         "enabled": F(bool, True),
+    }),
+    "pipeline": F(dict, doc="a deployment of several ONNX stages with host code between them", children={
+        "host": F(OPT_STR, None, doc="'module:Class'; Class(**kwargs).run(inputs, call_stage) drives the stages"),
+        "kwargs": F(dict, {}),
+        "stages": F(list, [], doc="dict(name, module, input_names, output_names, dynamic_axes, save_file, "
+                                  "model_inputs): each exported, verified and timed on its own"),
     }),
     "gate": F(dict, doc="regression gate against --deploy-baseline", children={
         "max_accuracy_drop": F((int, float, type(None)), None,

@@ -1,0 +1,60 @@
+"""Multi-stage pipelines through the plugin: stages exported, verified and timed on their own and end to end."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+
+from .conftest import write_pipeline_spec
+from .test_plugin import run
+
+
+def test_two_stage_pipeline_end_to_end(pytester, tmp_path):
+    spec = write_pipeline_spec(tmp_path / "proj")
+    result = run(pytester, f"--deploy-config={spec}", "-v")
+    result.assert_outcomes(passed=16)
+    result.stdout.fnmatch_lines([
+        "*test_verification[[]tinypipe_spec-onnx-logits-sample1-native[]] PASSED*",
+        "*test_stage_export_onnx[[]tinypipe_spec-encoder[]] PASSED*",
+        "*test_stage_verification[[]tinypipe_spec-encoder-onnx-features-sample0[]] PASSED*",
+        "*test_stage_latency[[]tinypipe_spec-onnx-head[]] PASSED*",
+    ])
+    assert "test_export_onnx[" not in result.stdout.str() and "test_throughput[" not in result.stdout.str()
+    out = tmp_path / "proj" / "out"
+    encoder = onnx.load(str(out / "tinypipe_spec.encoder.onnx"))
+    assert encoder.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "num_items"  # dynamic, not baked
+    report = json.loads((out / "deploy_report.json").read_text())["specs"]["tinypipe_spec"]
+    assert report["backends"]["onnx"]["evaluation"]["accuracy"] == 1.0
+    assert report["backends"]["onnx"]["latency_ms"]["rounds"] == 5  # end to end, host code included
+    for stage, output in (("encoder", "features"), ("head", "logits")):
+        body = report["stages"][stage]["backends"]["onnx"]
+        assert body["verification"]["passed"] and body["verification"]["outputs"][output]["max_abs"] < 1e-4
+        assert body["latency_ms"]["median"] > 0
+    assert "## tinypipe_spec / stage encoder" in (out / "deploy_report.md").read_text()
+
+
+def test_precision_policies_apply_per_stage(pytester, tmp_path):
+    spec = write_pipeline_spec(tmp_path / "proj")
+    result = run(pytester, f"--deploy-config={spec}", "--deploy-cfg-options", "precision.policies=['fp16','int8']",
+                 "-k", "stage_verification", "-v", "--benchmark-disable")
+    result.assert_outcomes(passed=8, deselected=18)
+    result.stdout.fnmatch_lines(["*test_stage_verification[[]tinypipe_spec-head-onnx-int8-logits-sample1[]] PASSED*"])
+    for stage in ("encoder", "head"):  # each stage's derived graphs are artifacts of its own
+        cache = tmp_path / "proj" / "out" / "tinypipe_spec" / stage / "cache"
+        assert len(list(cache.glob("onnx-fp16/*/model.onnx"))) == 1 and len(list(cache.glob("onnx-int8/*/model.onnx"))) == 1
+
+
+def test_a_missing_submodule_is_one_clear_error(pytester, tmp_path):
+    spec = write_pipeline_spec(tmp_path / "proj")
+    spec.write_text(spec.read_text().replace("module='head'", "module='heads'"))
+    result = run(pytester, f"--deploy-config={spec}", "-k", "stage_export", "--benchmark-disable")
+    result.assert_outcomes(passed=0, failed=2, deselected=14)  # the head, and the encoder (whose recording needs it)
+    result.stdout.fnmatch_lines(["*pipeline.stages: stage 'head': the model has no submodule 'heads'*"])
+
+
+def test_pipeline_without_host_is_a_usage_error(pytester, tmp_path):
+    spec = write_pipeline_spec(tmp_path / "proj")
+    spec.write_text(spec.read_text().replace("host='tinypipe:Host', ", ""))
+    result = run(pytester, f"--deploy-config={spec}")
+    result.stderr.fnmatch_lines(["*pipeline.host: a pipeline needs its host code*"])
