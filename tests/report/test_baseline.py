@@ -60,18 +60,30 @@ def test_saved_baseline_loads_back(tmp_path):
     assert json.loads(path.read_text())["schema"].startswith("pytest-autoware-deploy/baseline/")
 
 
-GATE = ["--deploy-cfg-options", "gate.latency_min_delta_ms=5", "benchmark.rounds=7"]
+GATE = ["--deploy-cfg-options", "gate.latency_min_delta_ms=10", "benchmark.rounds=7"]
 
 
-def test_planted_regression_fails_the_gate_and_a_clean_rerun_passes(pytester, tiny_spec, tmp_path):
+@pytest.fixture
+def one_torch_thread():
+    """On a loaded machine (CI, parallel workers) torch's spinning OpenMP threads can turn a 0.1 ms model into
+    20 ms: a real slowdown, but not the one planted here. One thread keeps the clean run's noise in the ms range."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_planted_regression_fails_the_gate_and_a_clean_rerun_passes(pytester, tiny_spec, tmp_path, one_torch_thread):
     baseline = tmp_path / "baseline.json"
     run(pytester, f"--deploy-config={tiny_spec}", f"--deploy-save-baseline={baseline}", *GATE) \
         .assert_outcomes(passed=13)
     assert load_baseline(baseline)["tiny"]["backends"]["onnx"]["latency_ms"]["median"] > 0
 
     planted = run(pytester, f"--deploy-config={tiny_spec}", f"--deploy-baseline={baseline}",
-                  "--deploy-cfg-options", "gate.latency_min_delta_ms=5", "benchmark.rounds=7",
-                  "model.kwargs.delay_ms=20", "data.kwargs.wrong_labels=3", "evaluation.thresholds.min_accuracy=0")
+                  "--deploy-cfg-options", "gate.latency_min_delta_ms=10", "benchmark.rounds=7",
+                  "model.kwargs.delay_ms=50", "data.kwargs.wrong_labels=3", "evaluation.thresholds.min_accuracy=0")
     # slower pytorch, lower accuracy on both backends; onnx latency untouched (the sleep is eager-only)
     planted.assert_outcomes(passed=14, failed=3)
     planted.stdout.fnmatch_lines([
@@ -79,7 +91,7 @@ def test_planted_regression_fails_the_gate_and_a_clean_rerun_passes(pytester, ti
         "(max drop 0)",
         "tiny, backend onnx: accuracy regressed vs baseline: accuracy: baseline 1, current 0.75, limit 1 (max drop 0)",
         "tiny, backend pytorch: latency regressed vs baseline: latency median (ms): baseline *, current *, "
-        "limit * (+10%, at least +5 ms)*",
+        "limit * (+10%, at least +10 ms)*",
         "FAILED tiny.py::test_gate_accuracy[[]tiny-pytorch[]]*",
         "FAILED tiny.py::test_gate_accuracy[[]tiny-onnx[]]*",
         "FAILED tiny.py::test_gate_latency[[]tiny-pytorch[]]*",
