@@ -58,3 +58,17 @@ def test_pipeline_without_host_is_a_usage_error(pytester, tmp_path):
     spec.write_text(spec.read_text().replace("host='tinypipe:Host', ", ""))
     result = run(pytester, f"--deploy-config={spec}")
     result.stderr.fnmatch_lines(["*pipeline.host: a pipeline needs its host code*"])
+
+
+def test_changed_host_code_recalibrates_a_stage(pytester, tmp_path):
+    """int8 of a later stage is calibrated on the host's output: new host code must re-derive it."""
+    spec = write_pipeline_spec(tmp_path / "proj")
+    args = (f"--deploy-config={spec}", "--deploy-backends=pytorch,onnx:int8", "-k", "stage_verification and head",
+            "--benchmark-disable")
+    run(pytester, *args).assert_outcomes(passed=2, deselected=14)
+    cache = tmp_path / "proj" / "out" / "tinypipe_spec" / "head" / "cache" / "onnx-int8"
+    first = {p.name for p in cache.iterdir()}
+    host = tmp_path / "proj" / "tinypipe.py"
+    host.write_text(host.read_text().replace("np.add.at(grid", "np.add.at(grid  ", 1))  # same behaviour, new code
+    run(pytester, *args).assert_outcomes(passed=2, deselected=14)
+    assert len({p.name for p in cache.iterdir()} - first) == 1

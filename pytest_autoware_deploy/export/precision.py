@@ -86,7 +86,7 @@ def derive(spec, base_onnx: Path, policy: str, samples, rebuild=False) -> Policy
     calib_idx = _calibration_indices(settings, policy, len(samples))
     key = content_key({"base": file_digest(base_onnx), "policy": policy, "settings": settings,
                        "data": spec.cfg["data"], "info_pkl_digest": _maybe_digest(spec.cfg["runtime_io"]["info_pkl"]),
-                       "calibration": calib_idx, "versions": _versions()})
+                       "calibration": calib_idx, "versions": _versions(), "upstream": _upstream(spec)})
     cache = ArtifactCache(spec.artifact_dir() / "cache")
     info: dict = {}
 
@@ -105,6 +105,20 @@ def derive(spec, base_onnx: Path, policy: str, samples, rebuild=False) -> Policy
     elif info_file.is_file():
         info = json.loads(info_file.read_text())
     return PolicyArtifact(policy, path, key, built, info)
+
+
+def _upstream(spec):
+    """A pipeline stage calibrates on what the stages and host code before it produce: their weights
+    (the checkpoint) and the host's code and settings belong in the key, not only this stage's graph."""
+    stage = spec.cfg.get("stage")
+    if not stage:
+        return None
+    import sys
+
+    host_module = sys.modules.get((stage["host"] or "").partition(":")[0])
+    return {"checkpoint": _maybe_digest(spec.cfg["model"]["checkpoint"]), "host": stage["host"],
+            "host_kwargs": stage["host_kwargs"],
+            "host_source": _maybe_digest(getattr(host_module, "__file__", None))}
 
 
 def _maybe_digest(path):
