@@ -73,6 +73,8 @@ def stage_spec(spec, name: str):
                               dynamic_axes=stage.get("dynamic_axes"),
                               save_file=stage.get("save_file") or f"{spec.name}.{name}.onnx")
     cfg["backend_config"]["model_inputs"] = list(stage.get("model_inputs") or [])
+    if "outputs" in cfg["verification"]:  # per-output comparators name the pipeline's final outputs
+        cfg["verification"]["outputs"] = {}
     host = spec.cfg["pipeline"]
     cfg["pipeline"] = {"host": None, "kwargs": {}, "stages": []}
     cfg["stage"] = {"name": name, "module": stage["module"], "parent": spec.name,
