@@ -18,7 +18,17 @@ install: $(BIN)/.installed
 $(DATA)/info_val.pkl: $(BIN)/.installed
 	$(BIN)/python -m pytest_autoware_deploy.models.calibration_status_classification.synthetic --out $(DATA)
 
-data: $(DATA)/info_val.pkl
+# The 2D families' val splits (COCO json + PNG, about 2 s together); training splits come from their train.py.
+SYN = data/synthetic
+$(SYN)/yolox_traffic_light/annotations_val.json: $(BIN)/.installed
+	$(BIN)/python -m pytest_autoware_deploy.models.yolox.synthetic --scene traffic_light --out $(SYN)/yolox_traffic_light
+$(SYN)/yolox_road/annotations_val.json: $(BIN)/.installed
+	$(BIN)/python -m pytest_autoware_deploy.models.yolox.synthetic --scene road --out $(SYN)/yolox_road
+$(SYN)/mobilenetv2_traffic_light/annotations_val.json: $(BIN)/.installed
+	$(BIN)/python -m pytest_autoware_deploy.models.mobilenetv2_traffic_light.synthetic --out $(SYN)/mobilenetv2_traffic_light
+
+data: $(DATA)/info_val.pkl $(SYN)/yolox_traffic_light/annotations_val.json $(SYN)/yolox_road/annotations_val.json \
+	$(SYN)/mobilenetv2_traffic_light/annotations_val.json
 
 data-full: $(BIN)/.installed
 	$(BIN)/python -m pytest_autoware_deploy.models.calibration_status_classification.synthetic \
@@ -40,4 +50,4 @@ bench: data
 	$(BIN)/python benchmarks/cache_warm_cold.py --json $(BENCH_OUT)/cache_warm_cold.json
 
 clean:
-	rm -rf work_dirs $(DATA)
+	rm -rf work_dirs $(DATA) $(SYN)/yolox_traffic_light $(SYN)/yolox_road $(SYN)/mobilenetv2_traffic_light

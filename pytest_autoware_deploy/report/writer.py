@@ -35,6 +35,21 @@ def render_markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def _render_detections(lines: list, backends: dict):
+    """Outputs verified by a detection comparator (verify/detections.py): matching statistics."""
+    rows = [(b, out, body["verification"]["passed"], s) for b, body in backends.items()
+            for out, s in (body.get("verification") or {}).get("outputs", {}).items()
+            if s.get("compare") == "detections"]
+    if not rows:
+        return
+    lines += ["", "| backend | detections | passed | matched | unmatched ref | unmatched backend | borderline | "
+              "max score err | max box err | mean IoU |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for b, out, passed, s in rows:
+        lines.append(f"| {b} | {out} | {'yes' if passed else '**no**'} | {s['matched']} | {s['unmatched_ref']} | "
+                     f"{s['unmatched_actual']} | {s['borderline']} | {_num(s['max_score_err'])} | "
+                     f"{_num(s['max_box_err'])} | {_num(s['mean_iou'], '.4f')} |")
+
+
 def _render_entry(lines: list, title: str, spec: dict):
     lines += [title, ""]
     if spec.get("spec_file"):
@@ -51,9 +66,12 @@ def _render_entry(lines: list, title: str, spec: dict):
         if not ver:
             continue
         for out, s in ver["outputs"].items():
+            if s.get("compare") == "detections":
+                continue  # matched detections: their own table below
             lines.append(f"| {b} | {out} | {'yes' if ver['passed'] else '**no**'} | {_num(s['max_abs'])} | "
                          f"{_num(s['mean_abs'])} | {_num(s['max_rel'])} | {_num(s['cosine'], '.6f')} | "
                          f"{s['nan']} | {s['inf']} |")
+    _render_detections(lines, backends)
     lines += ["", "### Evaluation", ""]
     for b, body in backends.items():
         ev = body.get("evaluation")

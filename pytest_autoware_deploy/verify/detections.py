@@ -33,8 +33,10 @@ class Detections:
     labels: np.ndarray
 
     def __post_init__(self):
-        self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(len(self.scores), -1)
         self.scores = np.asarray(self.scores, dtype=np.float64).reshape(-1)
+        boxes = np.asarray(self.boxes, dtype=np.float64)
+        dim = boxes.shape[-1] if boxes.ndim == 2 else 4
+        self.boxes = boxes.reshape(len(self.scores), -1) if len(self.scores) else boxes.reshape(0, dim)
         self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
         if not len(self.boxes) == len(self.scores) == len(self.labels):
             raise ValueError(f"detections have {len(self.boxes)} boxes, {len(self.scores)} scores and "

@@ -1,0 +1,13 @@
+"""MobileNetv2 traffic-light classifier (AWML ``projects/MobileNetv2``, car lights, 11 classes).
+
+Registered as the ``mobilenetv2_traffic_light`` family; evaluation reuses the core
+``classification`` evaluator. Importing this package is cheap (no torch).
+"""
+
+_PKG = "pytest_autoware_deploy.models.mobilenetv2_traffic_light"
+
+FAMILY = {
+    "builder": f"{_PKG}.model:build_model",
+    "loader": f"{_PKG}.dataset:load_samples",
+    "evaluator": "classification",
+}

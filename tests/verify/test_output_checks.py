@@ -1,0 +1,38 @@
+"""verification.outputs in a spec: validation errors name the key; derived outputs get tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_autoware_deploy.errors import SpecError
+from pytest_autoware_deploy.spec.load import load_spec
+from pytest_autoware_deploy.verify.output_checks import output_checks, verified_outputs
+
+SPEC = Path(__file__).resolve().parents[2] / "deploy_specs" / "yolox_opt_traffic_light.py"
+
+
+def test_bundled_detection_check_and_its_policy_overrides():
+    spec = load_spec(SPEC)
+    check = output_checks(spec)["dets"]
+    assert verified_outputs(spec) == ["output", "dets"]
+    assert check.tolerance_for("auto").max_unmatched == 0
+    int8 = check.tolerance_for("int8")
+    assert int8.max_unmatched == 1 and int8.iou == check.tolerance.iou
+
+
+@pytest.mark.parametrize("option, key, text", [
+    ({"verification.outputs.dets.iou": 1.5}, "verification.outputs.dets.iou", "0 < iou <= 1"),
+    ({"verification.outputs.dets.box_tol": 1}, "verification.outputs.dets.box_tol", "did you mean 'box_atol'"),
+    ({"verification.outputs.dets.compare": "detections3"}, "verification.outputs.dets.compare", "detections2d"),
+    ({"verification.outputs.dets.decoder": "nocolon"}, "verification.outputs.dets.decoder", "module.path:callable"),
+    ({"verification.outputs.dets.max_unmatched": 0.5}, "verification.outputs.dets.max_unmatched", "non-negative"),
+    ({"verification.outputs.dets.policies": {"int8": {"score_atl": 1}}},
+     "verification.outputs.dets.policies.int8.score_atl", "did you mean 'score_atol'"),
+    ({"verification.outputs.logits": {"compare": "allclose"}}, "verification.outputs.logits", "not an ONNX output"),
+])
+def test_bad_entries_are_one_error_naming_the_key(option, key, text):
+    with pytest.raises(SpecError) as info:
+        load_spec(SPEC, cfg_options=option)
+    assert info.value.key == key and text in str(info.value)
