@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pytest_autoware_deploy.models.yolox.dataset import letterbox, read_coco
+from ..coco import category_labels, letterbox, read_coco
 
 MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
 STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
@@ -26,9 +26,7 @@ class TrafficLightCrops:
         self.root = Path(img_root) if img_root else self.ann_file.parent
         self.input_size = int(input_size)
         self.input_name = input_name
-        cats = sorted(coco["categories"], key=lambda c: c["id"])
-        self.class_names = [c["name"] for c in cats]
-        label = {c["id"]: i for i, c in enumerate(cats)}
+        self.class_names, label = category_labels(coco)
         files = {im["id"]: im["file_name"] for im in coco["images"]}
         self.items = []
         for a in sorted(coco["annotations"], key=lambda a: a["id"]):

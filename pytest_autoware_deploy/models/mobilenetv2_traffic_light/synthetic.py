@@ -12,11 +12,12 @@ a row of green arrows below (left, straight, right, up-left, up-right).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 import numpy as np
+
+from ..coco import CocoSplitWriter
 
 # AWML autoware_ml/configs/classification2d/dataset/t4dataset/tlr_classifier_car.py
 CLASSES = ("green", "left,red", "left,red,straight", "red", "red,right", "red,straight", "unknown", "yellow",
@@ -74,25 +75,13 @@ def render(rng, label: int, size=96):
 
 
 def write_split(out, split="val", count=None, seed=None, size=96) -> Path:
-    from PIL import Image
-
-    out = Path(out)
-    count = SPLITS[split] if count is None else count
     rng = np.random.default_rng(SEEDS.get(split, 0) if seed is None else seed)
-    (out / "images" / split).mkdir(parents=True, exist_ok=True)
-    coco = {"images": [], "annotations": [], "categories": [{"id": i + 1, "name": n} for i, n in enumerate(CLASSES)]}
-    for i in range(count):
+    writer = CocoSplitWriter(out, split, CLASSES)
+    for i in range(SPLITS[split] if count is None else count):
         label = i % len(CLASSES)
-        pixels, (x0, y0, x1, y1) = render(rng, label, size)
-        name = f"images/{split}/{split}_{i:05d}.png"
-        Image.fromarray(pixels).save(out / name)
-        coco["images"].append({"id": i + 1, "file_name": name, "height": size, "width": size})
-        coco["annotations"].append({"id": i + 1, "image_id": i + 1, "category_id": label + 1, "iscrowd": 0,
-                                    "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
-                                    "area": round((x1 - x0) * (y1 - y0), 2)})
-    ann = out / f"annotations_{split}.json"
-    ann.write_text(json.dumps(coco))
-    return ann
+        pixels, box = render(rng, label, size)
+        writer.add(pixels, [(*box, label)])
+    return writer.write()
 
 
 def main(argv=None):

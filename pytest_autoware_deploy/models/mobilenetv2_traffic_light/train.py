@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..coco import ensure_splits, ship_float16
 from .dataset import TrafficLightCrops
 from .model import build_model
 from .synthetic import SEEDS, SPLITS, write_split
@@ -43,10 +44,7 @@ def train(data, out, epochs=16, batch=32, lr=3e-3, widen=0.5, size=64, threads=1
     torch.manual_seed(0)
     torch.set_num_threads(threads)
     data = Path(data)
-    for split in ("train", "val"):
-        if not (data / f"annotations_{split}.json").is_file():
-            print(f"[train] generating the {split} split in {data}", flush=True)
-            write_split(data, split, SPLITS[split], SEEDS[split])
+    ensure_splits(data, lambda split: write_split(data, split, SPLITS[split], SEEDS[split]))
     xt, yt = _arrays(TrafficLightCrops(data / "annotations_train.json", input_size=size))
     xv, yv = _arrays(TrafficLightCrops(data / "annotations_val.json", input_size=size))
     model = build_model(11, widen)
@@ -69,8 +67,7 @@ def train(data, out, epochs=16, batch=32, lr=3e-3, widen=0.5, size=64, threads=1
             total += float(loss.detach()) * len(idx)
         print(f"[train] epoch {epoch + 1}/{epochs} loss {total / len(xt):.4f} val acc {accuracy(model, xv, yv):.4f} "
               f"({time.time() - start:.0f}s)", flush=True)
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    model.load_state_dict(state)
+    state = ship_float16(model)
     acc = accuracy(model, xv, yv)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

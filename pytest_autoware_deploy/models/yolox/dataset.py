@@ -9,39 +9,11 @@ The same loader reads real COCO files (``ann_file`` + ``img_root``).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-
-def read_coco(ann_file) -> dict:
-    """Parse and check a COCO detection file; one ValueError naming the file and the problem."""
-    path = Path(ann_file)
-    if not path.is_file():
-        raise FileNotFoundError(f"COCO annotation file not found: {path}")
-    try:
-        coco = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(coco.get(key), list):
-            raise ValueError(f"{path}: COCO detection files need a '{key}' list")
-    return coco
-
-
-def letterbox(img: np.ndarray, size: int, pad_val=114) -> tuple[np.ndarray, float]:
-    """Resize keeping the aspect ratio so the long side is ``size``, pad to ``size x size``."""
-    from PIL import Image
-
-    h, w = img.shape[:2]
-    scale = min(size / h, size / w)
-    nh, nw = int(round(h * scale)), int(round(w * scale))
-    if (nh, nw) != (h, w):
-        img = np.asarray(Image.fromarray(img).resize((nw, nh), Image.BILINEAR))
-    out = np.full((size, size, 3), pad_val, dtype=np.uint8)
-    out[:nh, :nw] = img
-    return out, scale
+from ..coco import category_labels, letterbox, read_coco
 
 
 class CocoDetectionSamples:
@@ -53,15 +25,8 @@ class CocoDetectionSamples:
         self.root = Path(img_root) if img_root else self.ann_file.parent
         self.input_size = int(input_size)
         self.input_name = input_name
-        cats = sorted(coco["categories"], key=lambda c: c["id"])
-        ids = {c["id"] for c in cats}
-        if classes is None:  # the file's categories in id order
-            self.class_names = [c["name"] for c in cats]
-            self.cat_to_label = {c["id"]: i for i, c in enumerate(cats)}
-        else:  # mmdet's metainfo=dict(classes=...): labels index ``classes``, other categories are dropped
-            self.class_names = list(classes)
-            self.cat_to_label = {c["id"]: self.class_names.index(c["name"]) for c in cats
-                                 if c["name"] in self.class_names}
+        ids = {c["id"] for c in coco["categories"]}
+        self.class_names, self.cat_to_label = category_labels(coco, classes)
         self.images = sorted(coco["images"], key=lambda im: im["id"])[:limit]
         self.anns: dict[int, list] = {}
         for a in coco["annotations"]:

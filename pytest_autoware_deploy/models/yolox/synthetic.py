@@ -17,10 +17,11 @@ Two scenes, each with the classes of the AWML config it stands in for:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
+
+from ..coco import CocoSplitWriter
 
 SCENES = {
     "traffic_light": ("BACKGROUND", "traffic_light", "pedestrian_traffic_light"),
@@ -128,30 +129,13 @@ def _overlap(a, b):
 
 def write_split(out, scene="traffic_light", split="val", count=None, seed=None, size=128) -> Path:
     """Render ``count`` images and their COCO annotation file; returns the annotation file's path."""
-    from PIL import Image
-
     if scene not in SCENES:
         raise ValueError(f"unknown scene {scene!r}; expected one of {', '.join(SCENES)}")
-    out = Path(out)
-    count = SPLITS[split] if count is None else count
     rng = np.random.default_rng(SEEDS.get(split, 0) if seed is None else seed)
-    img_dir = out / "images" / split
-    img_dir.mkdir(parents=True, exist_ok=True)
-    coco = {"images": [], "annotations": [],
-            "categories": [{"id": i + 1, "name": n} for i, n in enumerate(SCENES[scene])]}
-    for i in range(count):
-        pixels, objects = render(rng, scene, size)
-        name = f"{split}_{i:05d}.png"
-        Image.fromarray(pixels).save(img_dir / name)
-        coco["images"].append({"id": i + 1, "file_name": f"images/{split}/{name}", "height": size, "width": size})
-        for x0, y0, x1, y1, label in objects:
-            coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": i + 1,
-                                        "category_id": label + 1, "iscrowd": 0,
-                                        "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
-                                        "area": round((x1 - x0) * (y1 - y0), 2)})
-    ann = out / f"annotations_{split}.json"
-    ann.write_text(json.dumps(coco))
-    return ann
+    writer = CocoSplitWriter(out, split, SCENES[scene])
+    for _ in range(SPLITS[split] if count is None else count):
+        writer.add(*render(rng, scene, size))
+    return writer.write()
 
 
 def main(argv=None):

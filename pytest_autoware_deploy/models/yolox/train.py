@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..coco import ensure_splits, ship_float16
 from .dataset import CocoDetectionSamples
 from .model import build_model, grid_priors
 from .synthetic import SCENES, SEEDS, SPLITS, write_split
@@ -156,10 +157,7 @@ def train(scene, data, out, epochs=30, batch=16, lr=4e-3, widen=0.125, deepen=0.
     torch.manual_seed(0)
     torch.set_num_threads(threads)
     data = Path(data)
-    for split in ("train", "val"):
-        if not (data / f"annotations_{split}.json").is_file():
-            print(f"[train] generating the {split} split in {data}", flush=True)
-            write_split(data, scene, split, SPLITS[split], SEEDS[split], size)
+    ensure_splits(data, lambda split: write_split(data, scene, split, SPLITS[split], SEEDS[split], size))
     train_ds = CocoDetectionSamples(data / "annotations_train.json", input_size=size)
     val_ds = CocoDetectionSamples(data / "annotations_val.json", input_size=size)
     num_classes = len(SCENES[scene])
@@ -186,8 +184,7 @@ def train(scene, data, out, epochs=30, batch=16, lr=4e-3, widen=0.125, deepen=0.
             r = evaluate_map(model, val_ds)
             msg += f" val mAP {r['mAP']:.3f} AP50 {r['AP50']:.3f}"
         print(msg + f" ({time.time() - start:.0f}s)", flush=True)
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    model.load_state_dict(state)  # measure what ships: the float16-rounded weights
+    state = ship_float16(model)  # measure what ships: the float16-rounded weights
     result = evaluate_map(model, val_ds)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
