@@ -106,13 +106,21 @@ def verified_outputs(spec) -> list[str]:
 def _decode(spec, check, outputs):
     from ..spec.resolve import resolve_callable
 
-    fn = resolve_callable(check.decoder, spec, f"verification.outputs.{check.name}.decoder")
+    key = f"verification.outputs.{check.name}"
+    fn = resolve_callable(check.decoder, spec, f"{key}.decoder")
     try:
         dets = fn(outputs, **check.decoder_kwargs)
     except TypeError as exc:
-        raise SpecError(spec.file, f"verification.outputs.{check.name}.decoder_kwargs",
-                        f"{check.decoder} rejected them: {exc}") from None
-    return [d if isinstance(d, Detections) else Detections(d["boxes"], d["scores"], d["labels"]) for d in dets]
+        raise SpecError(spec.file, f"{key}.decoder_kwargs", f"{check.decoder} rejected them: {exc}") from None
+    except (KeyError, ValueError, IndexError) as exc:  # e.g. an output name the graph does not have
+        raise SpecError(spec.file, f"{key}.decoder", f"{check.decoder} failed on outputs "
+                        f"{ {k: tuple(getattr(v, 'shape', ())) for k, v in outputs.items()} }: "
+                        f"{type(exc).__name__}: {exc}") from None
+    try:
+        return [d if isinstance(d, Detections) else Detections(d["boxes"], d["scores"], d["labels"]) for d in dets]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SpecError(spec.file, f"{key}.decoder", f"{check.decoder} must return one Detections (or dict of boxes, "
+                        f"scores, labels) per batch element: {type(exc).__name__}: {exc}") from None
 
 
 def run_detection_check(spec, check: DetectionCheck, reference: dict, actual: dict, policy: str,

@@ -36,3 +36,20 @@ def test_bad_entries_are_one_error_naming_the_key(option, key, text):
     with pytest.raises(SpecError) as info:
         load_spec(SPEC, cfg_options=option)
     assert info.value.key == key and text in str(info.value)
+
+
+def test_decoder_failures_are_one_error_naming_the_key():
+    import numpy as np
+
+    from pytest_autoware_deploy.verify.output_checks import run_detection_check
+
+    spec = load_spec(SPEC, cfg_options={"verification.outputs.dets.decoder_kwargs.output_name": "boxes"})
+    check = output_checks(spec)["dets"]
+    outputs = {"output": np.zeros((1, 4, 8), np.float32)}
+    with pytest.raises(SpecError) as info:
+        run_detection_check(spec, check, outputs, outputs, "auto", "here")
+    assert info.value.key == "verification.outputs.dets.decoder"
+    assert "no output 'boxes'" in str(info.value) and "{'output': (1, 4, 8)}" in str(info.value)
+    spec = load_spec(SPEC, cfg_options={"verification.outputs.dets.decoder_kwargs.nms": 0.5})
+    with pytest.raises(SpecError, match="decoder_kwargs: .*rejected them"):
+        run_detection_check(spec, output_checks(spec)["dets"], outputs, outputs, "auto", "here")

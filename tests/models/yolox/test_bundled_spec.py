@@ -50,3 +50,15 @@ def test_full_size_specs_declare_awml_shapes():
     s = load_spec(REPO / "deploy_specs" / "yolox_s_full.py")
     assert s.inputs[0].opt_shape == (1, 3, 640, 640) and s.cfg["model"]["kwargs"]["num_classes"] == 80
     assert len(s.cfg["evaluation"]["kwargs"]["class_names"]) == 80
+
+
+def test_too_tight_detection_tolerance_fails_with_the_worst_match(pytester, val_split, tmp_path):
+    """int8 moves scores by ~0.02: a 1e-6 score_atol must fail, naming the case, the match and the limit."""
+    result = pytester.runpytest_inprocess(
+        f"--deploy-config={SPEC}", "--deploy-cfg-options", f"data.kwargs.ann_file={val_split}",
+        "precision.policies=['int8']", "precision.int8.calibration_samples=8", "verification.num_samples=1",
+        "verification.outputs.dets.policies.int8.score_atol=1e-6", "-k", "test_verification and dets",
+        f"--deploy-work-dir={tmp_path / 'wd'}", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*backend onnx:int8 vs pytorch, output 'dets', sample 0, shape 1x3x128x128: "
+                                 "matched score error * > score_atol 1e-06*worst match: image 0, class *"])
