@@ -13,17 +13,13 @@ import numpy as np
 
 from .backends.base import Runner
 from .errors import InferenceError, SpecError
-from .spec.resolve import resolve_callable
+from .spec.resolve import call_from_spec
 
 
 def make_host(spec):
     """Instantiate ``pipeline.host`` with ``pipeline.kwargs``; one clear error if it cannot be used."""
     pcfg = spec.cfg["pipeline"]
-    cls = resolve_callable(pcfg["host"], spec, "pipeline.host")
-    try:
-        host = cls(**pcfg["kwargs"])
-    except TypeError as exc:
-        raise SpecError(spec.file, "pipeline.kwargs", f"{pcfg['host']} rejected the kwargs: {exc}") from None
+    host = call_from_spec(pcfg["host"], pcfg["kwargs"], spec, "pipeline.host", "pipeline.kwargs")
     if not callable(getattr(host, "run", None)):
         raise SpecError(spec.file, "pipeline.host", f"{pcfg['host']} has no run(inputs, call_stage) method")
     return host

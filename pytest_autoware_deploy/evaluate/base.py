@@ -9,16 +9,13 @@ from __future__ import annotations
 
 from ..errors import SpecError
 from ..registry import evaluator_ref
-from ..spec.resolve import resolve_callable
+from ..spec.resolve import call_from_spec
 
 
 def make_evaluator(spec):
     ecfg = spec.cfg["evaluation"]
-    cls = resolve_callable(evaluator_ref(ecfg["evaluator"]), spec, "evaluation.evaluator")
-    try:
-        evaluator = cls(**ecfg["kwargs"])
-    except TypeError as exc:
-        raise SpecError(spec.file, "evaluation.kwargs", f"{ecfg['evaluator']} rejected the kwargs: {exc}") from None
+    evaluator = call_from_spec(evaluator_ref(ecfg["evaluator"]), ecfg["kwargs"], spec, "evaluation.evaluator",
+                               "evaluation.kwargs")
     for attr in ("update", "compute", "primary_metric"):
         if not hasattr(evaluator, attr):
             raise SpecError(spec.file, "evaluation.evaluator", f"{ecfg['evaluator']} has no '{attr}' "

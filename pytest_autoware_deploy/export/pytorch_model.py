@@ -6,7 +6,7 @@ import inspect
 import sys
 
 from ..errors import ArtifactError, SpecError
-from ..spec.resolve import resolve_callable
+from ..spec.resolve import call_from_spec
 from .cache import file_digest
 
 
@@ -15,11 +15,7 @@ def build_model(spec):
     import torch
 
     mcfg = spec.cfg["model"]
-    builder = resolve_callable(mcfg["builder"], spec, "model.builder")
-    try:
-        model = builder(**mcfg["kwargs"])
-    except TypeError as exc:
-        raise SpecError(spec.file, "model.kwargs", f"{mcfg['builder']} rejected the kwargs: {exc}") from None
+    model = call_from_spec(mcfg["builder"], mcfg["kwargs"], spec, "model.builder", "model.kwargs")
     if not isinstance(model, torch.nn.Module):
         raise SpecError(spec.file, "model.builder", f"{mcfg['builder']} returned {type(model).__name__}, "
                         "expected a torch.nn.Module")

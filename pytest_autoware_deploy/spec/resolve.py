@@ -45,3 +45,13 @@ def resolve_callable(ref: str, spec, key: str):
     if not callable(obj):
         raise SpecError(spec.file, key, f"'{ref}' is not callable")
     return obj
+
+
+def call_from_spec(ref: str, kwargs: dict, spec, key: str, kwargs_key: str):
+    """``resolve_callable(ref)(**kwargs)``: a TypeError from the call (wrong kwargs) is one SpecError
+    naming ``kwargs_key``; builders, hosts and evaluators named in a spec all go through here."""
+    fn = resolve_callable(ref, spec, key)
+    try:
+        return fn(**kwargs)
+    except TypeError as exc:
+        raise SpecError(spec.file, kwargs_key, f"{ref} rejected the kwargs: {exc}") from None

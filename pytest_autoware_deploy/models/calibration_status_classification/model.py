@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..common import LinearClsHead
+
 
 class BasicBlock(nn.Module):
     expansion = 1
@@ -58,15 +60,6 @@ class ResNet(nn.Module):
     def forward(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
-
-
-class LinearClsHead(nn.Module):
-    def __init__(self, in_channels, num_classes):
-        super().__init__()
-        self.fc = nn.Linear(in_channels, num_classes)
-
-    def forward(self, x):
-        return self.fc(x)
 
 
 class CalibrationStatusClassifier(nn.Module):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..common import LinearClsHead
+
 
 def make_divisible(value, divisor=8, min_ratio=0.9):
     """mmpretrain's ``make_divisible``: round to a multiple of ``divisor``, never below 90 %."""
@@ -69,15 +71,6 @@ class MobileNetV2(nn.Module):
         for i in range(len(self.ARCH)):
             x = getattr(self, f"layer{i + 1}")(x)
         return self.conv2(x)
-
-
-class LinearClsHead(nn.Module):
-    def __init__(self, in_channels, num_classes):
-        super().__init__()
-        self.fc = nn.Linear(in_channels, num_classes)
-
-    def forward(self, x):
-        return self.fc(x)
 
 
 class TrafficLightClassifier(nn.Module):
