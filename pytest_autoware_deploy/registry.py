@@ -15,6 +15,7 @@ FAMILY_GROUP = "pytest_autoware_deploy.families"
 EVALUATORS = {
     "classification": "pytest_autoware_deploy.evaluate.classification:ClassificationEvaluator",
     "detection2d": "pytest_autoware_deploy.evaluate.detection2d:Detection2DEvaluator",
+    "detection3d": "pytest_autoware_deploy.evaluate.detection3d:Detection3DEvaluator",
 }
 
 FAMILY_KEYS = {"builder": ("model", "builder"), "loader": ("data", "loader"),
