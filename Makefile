@@ -5,12 +5,14 @@ BIN     = $(VENV)/bin
 SPEC   ?= deploy_specs/calibration_status_classification.py
 DATA    = data/synthetic/calibration_status_classification
 
-.PHONY: install demo data data-full test bench clean
+.PHONY: install demo data data-full data-lidar test bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[cpu,dev]"
+	# reference for the detection3d evaluator's equality test only; --no-deps: its OpenCV and numpy<2 pins are not needed
+	$(BIN)/python -m pip install -q --no-deps nuscenes-devkit==1.2.0 pyquaternion==0.9.9
 	touch $@
 
 install: $(BIN)/.installed
@@ -27,8 +29,14 @@ $(SYN)/yolox_road/annotations_val.json: $(BIN)/.installed
 $(SYN)/mobilenetv2_traffic_light/annotations_val.json: $(BIN)/.installed
 	$(BIN)/python -m pytest_autoware_deploy.models.mobilenetv2_traffic_light.synthetic --out $(SYN)/mobilenetv2_traffic_light
 
+# The lidar families' val split (60 ray-cast sweeps in T4 info format, about 2 s); train.py writes the training split.
+$(SYN)/lidar/info_val.pkl: $(BIN)/.installed
+	$(BIN)/python -m pytest_autoware_deploy.models.lidar_common.synthetic --out $(SYN)/lidar
+
+data-lidar: $(SYN)/lidar/info_val.pkl
+
 data: $(DATA)/info_val.pkl $(SYN)/yolox_traffic_light/annotations_val.json $(SYN)/yolox_road/annotations_val.json \
-	$(SYN)/mobilenetv2_traffic_light/annotations_val.json
+	$(SYN)/mobilenetv2_traffic_light/annotations_val.json $(SYN)/lidar/info_val.pkl
 
 data-full: $(BIN)/.installed
 	$(BIN)/python -m pytest_autoware_deploy.models.calibration_status_classification.synthetic \
@@ -50,4 +58,4 @@ bench: data
 	$(BIN)/python benchmarks/cache_warm_cold.py --json $(BENCH_OUT)/cache_warm_cold.json
 
 clean:
-	rm -rf work_dirs $(DATA) $(SYN)/yolox_traffic_light $(SYN)/yolox_road $(SYN)/mobilenetv2_traffic_light
+	rm -rf work_dirs $(DATA) $(SYN)/yolox_traffic_light $(SYN)/yolox_road $(SYN)/mobilenetv2_traffic_light $(SYN)/lidar

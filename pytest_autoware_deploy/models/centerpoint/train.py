@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..lidar_common.dataset import LidarSamples
-from ..lidar_common.synthetic import CLASSES, SEEDS, SPLITS, write_split
-from ..lidar_common.training import CODE_WEIGHTS, augment, centre_targets, gaussian_focal_loss
+from ..lidar_common.synthetic import CLASSES
+from ..lidar_common.training import (CODE_WEIGHTS, augment, centre_targets, gaussian_focal_loss, optimizer,
+                                     save_half, step, training_frames)
 from .model import build_model
 from .pipeline import CenterPointPipeline
 
@@ -56,19 +56,12 @@ def train(data, out, epochs=24, batch=4, lr=2e-3, threads=1, seed=0):
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    data = Path(data)
-    for split in ("train", "val"):
-        if not (data / f"info_{split}.pkl").is_file():
-            write_split(data, split, SPLITS[split], SEEDS[split])
-    train_ds = LidarSamples(data / "info_train.pkl", classes=list(CLASSES))
-    frames = [train_ds[i] for i in range(len(train_ds))]
+    frames = training_frames(data, CLASSES)
     host = CenterPointPipeline(**DEMO_HOST)
     osf = DEMO_HOST["out_size_factor"]
     model = build_model(**DEMO_MODEL)
     enc, head = model.pts_voxel_encoder, model.pts_backbone_neck_head
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    steps = epochs * (len(frames) // batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.3)
+    opt, sched = optimizer(model, lr, epochs * (len(frames) // batch))
     rng = np.random.default_rng(seed)
     start = time.time()
     for epoch in range(epochs):
@@ -101,22 +94,12 @@ def train(data, out, epochs=24, batch=4, lr=2e-3, threads=1, seed=0):
             outs = head(torch.stack(canvases))
             l_heat, l_box = losses(outs, torch.from_numpy(np.stack(heats)), torch.from_numpy(np.concatenate(all_inds)),
                                    torch.from_numpy(np.concatenate(all_regs)), torch.from_numpy(np.concatenate(batch_of)))
-            loss = l_heat + l_box
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 35)
-            opt.step()
-            sched.step()
+            step(model, opt, sched, l_heat + l_box)
             tot += [float(l_heat), float(l_box)]
         n = len(frames) // batch
         print(f"epoch {epoch + 1}/{epochs}: heatmap {tot[0] / n:.3f} box {tot[1] / n:.3f} ({time.time() - start:.0f} s)",
               flush=True)
-    model.eval()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    torch.save(state, out)
-    print(f"saved {out} ({out.stat().st_size / 1e6:.2f} MB) after {time.time() - start:.0f} s")
+    save_half(model, out, start)
     return model
 
 

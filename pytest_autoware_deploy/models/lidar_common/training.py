@@ -8,6 +8,8 @@ regression target. ``gaussian_focal_loss``: mmdet's GaussianFocalLoss on logits.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .boxes import draw_gaussian, gaussian_radius
@@ -70,3 +72,49 @@ def gaussian_focal_loss(logits, target):
 
 
 CODE_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2)
+
+
+def training_frames(data, classes):
+    """The training split's samples in memory (both splits are generated first when missing)."""
+    from pathlib import Path
+
+    from .dataset import LidarSamples
+    from .synthetic import SEEDS, SPLITS, write_split
+
+    data = Path(data)
+    for split in ("train", "val"):
+        if not (data / f"info_{split}.pkl").is_file():
+            write_split(data, split, SPLITS[split], SEEDS[split])
+    ds = LidarSamples(data / "info_train.pkl", classes=list(classes))
+    return [ds[i] for i in range(len(ds))]
+
+
+def optimizer(model, lr, steps):
+    """AdamW (weight decay 0.01, as AWML) with a one-cycle schedule over ``steps``."""
+    import torch
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.3)
+
+
+def step(model, opt, sched, loss):
+    import torch
+
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 35)
+    opt.step()
+    sched.step()
+
+
+def save_half(model, out, start):
+    """Store the state dict in float16 (the shipped checkpoints; measured after that rounding)."""
+    from pathlib import Path
+
+    import torch
+
+    model.eval()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, out)
+    print(f"saved {out} ({out.stat().st_size / 1e6:.2f} MB) after {time.time() - start:.0f} s")

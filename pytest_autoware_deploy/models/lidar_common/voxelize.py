@@ -74,7 +74,8 @@ def pillar_features(voxels, num_points, coors, voxel_size, point_cloud_range, wi
 
 def scatter(pillar_feats, coors, nx, ny):
     """PointPillarsScatter: ``(V, C)`` pillar features onto a ``(1, C, ny, nx)`` canvas."""
-    feats = np.asarray(pillar_feats, np.float32).reshape(len(coors), -1)
+    feats = np.asarray(pillar_feats, np.float32)
+    feats = feats.reshape(len(coors), feats.shape[-1])
     canvas = np.zeros((feats.shape[1], ny * nx), np.float32)
     canvas[:, coors[:, 2].astype(np.int64) * nx + coors[:, 3]] = feats.T
     return canvas.reshape(1, feats.shape[1], ny, nx)

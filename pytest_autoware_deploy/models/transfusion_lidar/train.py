@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..lidar_common.dataset import LidarSamples
-from ..lidar_common.synthetic import CLASSES, SEEDS, SPLITS, write_split
-from ..lidar_common.training import CODE_WEIGHTS, augment, centre_targets, gaussian_focal_loss
+from ..lidar_common.synthetic import CLASSES
+from ..lidar_common.training import (CODE_WEIGHTS, augment, centre_targets, gaussian_focal_loss, optimizer,
+                                     save_half, step, training_frames)
 from .model import build_model
 from .pipeline import TransFusionPipeline
 
@@ -86,18 +86,11 @@ def train(data, out, epochs=20, batch=4, lr=2e-3, threads=1, seed=0):
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    data = Path(data)
-    for split in ("train", "val"):
-        if not (data / f"info_{split}.pkl").is_file():
-            write_split(data, split, SPLITS[split], SEEDS[split])
-    ds = LidarSamples(data / "info_train.pkl", classes=list(CLASSES))
-    frames = [ds[i] for i in range(len(ds))]
+    frames = training_frames(data, CLASSES)
     host = TransFusionPipeline(**DEMO_HOST)
     model = build_model(**DEMO_MODEL)
     osf = DEMO_MODEL["out_size_factor"]
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    steps = epochs * (len(frames) // batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.3)
+    opt, sched = optimizer(model, lr, epochs * (len(frames) // batch))
     rng = np.random.default_rng(seed)
     start = time.time()
     for epoch in range(epochs):
@@ -118,21 +111,12 @@ def train(data, out, epochs=20, batch=4, lr=2e-3, threads=1, seed=0):
             res = model.pts_bbox_head.forward_dict([torch.cat(feats)])
             l_heat = gaussian_focal_loss(res["dense_heatmap"], torch.from_numpy(np.stack(heats)))
             l_cls, l_box = query_losses(res, targets)
-            loss = l_heat + l_cls + l_box
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 35)
-            opt.step()
-            sched.step()
+            step(model, opt, sched, l_heat + l_cls + l_box)
             tot += [float(l_heat), float(l_cls), float(l_box)]
         n = len(frames) // batch
         print(f"epoch {epoch + 1}/{epochs}: heatmap {tot[0] / n:.3f} cls {tot[1] / n:.3f} box {tot[2] / n:.3f} "
               f"({time.time() - start:.0f} s)", flush=True)
-    model.eval()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, out)
-    print(f"saved {out} ({out.stat().st_size / 1e6:.2f} MB) after {time.time() - start:.0f} s")
+    save_half(model, out, start)
     return model
 
 
