@@ -166,7 +166,7 @@ class Detection3DEvaluator:
     def compute(self) -> dict:
         result = {"num_samples": len(self.frames), "class_names": self.class_names,
                   "num_gt": int(sum(len(f[0]) for f in self.frames)),
-                  "num_detections": int(sum(len(f[2]) for f in self.frames)), "per_class": {}}
+                  "num_detections": int(sum(len(f[2]) for f in self.frames)), "per_class": {}, "per_class_detail": {}}
         aps, tps = [], {k: [] for k in TP_METRICS}
         for c, name in enumerate(self.class_names):
             gts, preds = [], []
@@ -178,7 +178,7 @@ class Detection3DEvaluator:
                 preds.append((pb[sel][inside], ps[sel][inside]))
             entry = {}
             if not sum(len(g) for g in gts):
-                result["per_class"][name] = None  # no ground truth: not part of the means
+                result["per_class"][name] = result["per_class_detail"][name] = None  # no ground truth: not in the means
                 continue
             for th in self.dist_thresholds:
                 md = accumulate(gts, preds, th)
@@ -188,8 +188,8 @@ class Detection3DEvaluator:
                         entry[TP_NAMES[k][1:]] = calc_tp(md, k, self.min_recall)
             entry["AP"] = float(np.mean([entry[f"AP@{th:g}m"] for th in self.dist_thresholds]))
             entry["num_gt"] = int(sum(len(g) for g in gts))
-            result["per_class"][name] = entry
-            result[f"AP_{name}"] = entry["AP"]
+            result["per_class_detail"][name] = entry  # AP per threshold, ATE/ASE/AOE/AVE, num_gt
+            result["per_class"][name] = result[f"AP_{name}"] = entry["AP"]  # the report's per-class column
             aps.append(entry["AP"])
             for k in TP_METRICS:
                 if TP_NAMES[k][1:] in entry:

@@ -59,7 +59,7 @@ def test_perfect_detections_score_one_and_registry_knows_the_evaluator():
 def test_distance_thresholds_and_errors_on_a_known_offset():
     gt = np.array([_box(0, 0)])
     det = np.array([_box(0.8, 0, yaw=0.3, l=5.0)])  # 0.8 m off: a miss at 0.5 m, a hit at 1, 2, 4 m
-    res = _evaluate([(gt, np.array([0]), det, np.array([0.9]), np.array([0]))])["per_class"]["car"]
+    res = _evaluate([(gt, np.array([0]), det, np.array([0.9]), np.array([0]))])["per_class_detail"]["car"]
     assert res["AP@0.5m"] == 0.0 and res["AP@1m"] == pytest.approx(1.0) and res["AP"] == pytest.approx(0.75)
     assert res["ATE"] == pytest.approx(0.8) and res["AOE"] == pytest.approx(0.3)
     assert res["ASE"] == pytest.approx(1 - 4 / 5)
@@ -139,7 +139,7 @@ def test_equals_nuscenes_devkit_on_the_same_boxes(seed):
     run = subprocess.run([sys.executable, "-c", _DEVKIT], input=payload, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
     ref = json.loads(run.stdout)
-    ours = _evaluate(frames)["per_class"]
+    ours = _evaluate(frames)["per_class_detail"]
     for name in CLASSES:
         if ours[name] is None:
             continue

@@ -114,8 +114,8 @@ def main(argv=None):
     model = train(args.data, args.out, epochs=args.epochs)
     res = evaluate_pipeline(model, CenterPointPipeline(**DEMO_HOST), STAGE_OUTPUTS, Path(args.data) / "info_val.pkl",
                             CLASSES)
-    print({k: v for k, v in res.items() if k != "per_class"})
-    print(res["per_class"])
+    print({k: v for k, v in res.items() if not k.startswith("per_class")})
+    print(res["per_class_detail"])
 
 
 if __name__ == "__main__":

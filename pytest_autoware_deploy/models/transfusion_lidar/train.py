@@ -132,8 +132,8 @@ def main(argv=None):
     res = evaluate_pipeline(model, TransFusionPipeline(**DEMO_HOST), {"end2end": ["cls_score0", "bbox_pred0",
                                                                                   "dir_cls_pred0"]},
                             Path(args.data) / "info_val.pkl", CLASSES)
-    print({k: v for k, v in res.items() if k != "per_class"})
-    print(res["per_class"])
+    print({k: v for k, v in res.items() if not k.startswith("per_class")})
+    print(res["per_class_detail"])
 
 
 if __name__ == "__main__":

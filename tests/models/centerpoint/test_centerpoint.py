@@ -81,7 +81,7 @@ def test_shipped_checkpoint_detects_cars_in_fresh_scenes(tmp_path):
     model = build_model(**DEMO_MODEL)
     load_checkpoint(model, CKPT)
     res = evaluate_pipeline(model, CenterPointPipeline(**DEMO_HOST), STAGE_OUTPUTS, info, CLASSES)
-    assert res["AP_car"] >= 0.5 and res["per_class"]["car"]["ATE"] < 0.5
+    assert res["AP_car"] >= 0.5 and res["per_class_detail"]["car"]["ATE"] < 0.5
     call = torch_call_stage(model, STAGE_OUTPUTS)
     with torch.inference_mode():
         empty = CenterPointPipeline(**DEMO_HOST).run({"points": np.zeros((0, 5), np.float32)}, call)
