@@ -31,7 +31,10 @@ pipeline = dict(
                            dict(name='num_points', min_shape=[5000], opt_shape=[30000], max_shape=[60000],
                                 dtype='int32'),
                            dict(name='coors', min_shape=[5000, 4], opt_shape=[30000, 4], max_shape=[60000, 4],
-                                dtype='int32')]),
+                                dtype='int32')],
+             # random weights make the in-graph top-K of queries a set of near-ties: raw per-query tensors of two
+             # backends need not line up, so this stage is checked end to end (decoded, matched boxes) only
+             verify=False),
     ],
 )
 

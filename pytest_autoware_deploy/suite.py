@@ -21,7 +21,7 @@ from pytest_autoware_deploy.fixtures import user_errors
 from pytest_autoware_deploy.plugin import spec_of_node
 from pytest_autoware_deploy.report.baseline import accuracy_breach, baseline_backend, latency_breaches
 from pytest_autoware_deploy.spec.model import BackendId
-from pytest_autoware_deploy.spec.stages import stage_names
+from pytest_autoware_deploy.spec.stages import stage_names, stage_verified_under
 from pytest_autoware_deploy.verify import Tolerance, compare_output
 from pytest_autoware_deploy.verify.output_checks import output_checks, run_detection_check, verified_outputs
 
@@ -51,9 +51,16 @@ def pytest_generate_tests(metafunc):
                       for b in targets for case in shape_cases(spec)
                       for idx in sample_indices(spec) for out in verified_outputs(spec)]
         else:
-            params = [pytest.param((st["name"], b, out, idx), id=f"{st['name']}-{b.test_id}-{out}-sample{idx}")
-                      for st in spec.cfg["pipeline"]["stages"] for b in targets
-                      for idx in sample_indices(spec) for out in st["output_names"]]
+            params = []
+            for i, st in enumerate(spec.cfg["pipeline"]["stages"]):
+                for b in targets:
+                    if not stage_verified_under(st, b.policy_name):
+                        params.append(pytest.param(None, id=f"{st['name']}-{b.test_id}-skipped", marks=pytest.mark.skip(
+                            reason=f"pipeline.stages[{i}].verify={st['verify']!r} in the spec: {st['name']} under "
+                                   f"{b} is checked end to end only")))
+                        continue
+                    params += [pytest.param((st["name"], b, out, idx), id=f"{st['name']}-{b.test_id}-{out}-sample{idx}")
+                               for idx in sample_indices(spec) for out in st["output_names"]]
         metafunc.parametrize(argname, params)
     elif name == "test_export_tensorrt":
         policies = list(dict.fromkeys(b.policy_name for b in backends if b.base == "tensorrt")) or \

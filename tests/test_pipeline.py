@@ -72,3 +72,13 @@ def test_changed_host_code_recalibrates_a_stage(pytester, tmp_path):
     host.write_text(host.read_text().replace("np.add.at(grid", "np.add.at(grid  ", 1))  # same behaviour, new code
     run(pytester, *args).assert_outcomes(passed=2, deselected=14)
     assert len({p.name for p in cache.iterdir()} - first) == 1
+
+
+def test_a_stage_can_opt_out_of_stage_verification_visibly(pytester, tmp_path):
+    spec = write_pipeline_spec(tmp_path / "proj")
+    spec.write_text(spec.read_text().replace("input_names=['grid'], output_names=['logits'])",
+                                        "input_names=['grid'], output_names=['logits'], verify=False)"))
+    result = run(pytester, f"--deploy-config={spec}", "-k", "stage_verification", "-rs", "--benchmark-disable")
+    result.assert_outcomes(passed=2, skipped=1, deselected=12)
+    result.stdout.fnmatch_lines(["*pipeline.stages[[]1[]].verify=False in the spec: head under onnx is checked end "
+                                 "to end only*"])

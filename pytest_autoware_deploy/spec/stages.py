@@ -15,7 +15,7 @@ import dataclasses
 from ..errors import SpecError
 from .schema import suggest
 
-STAGE_KEYS = {"name", "module", "input_names", "output_names", "dynamic_axes", "save_file", "model_inputs"}
+STAGE_KEYS = {"name", "module", "input_names", "output_names", "dynamic_axes", "save_file", "model_inputs", "verify"}
 
 
 def is_pipeline(spec) -> bool:
@@ -52,9 +52,20 @@ def check_pipeline(spec):
             names = stage.get(k)
             if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
                 raise SpecError(spec.file, f"{key}.{k}", f"expected a non-empty list of tensor names, got {names!r}")
+        verify = stage.get("verify", True)
+        if not isinstance(verify, (bool, list)) or (isinstance(verify, list) and not all(isinstance(p, str) for p in verify)):
+            raise SpecError(spec.file, f"{key}.verify", f"expected True, False or a list of precision policies under "
+                            f"which the stage's tensors are compared element-wise, got {verify!r}")
         if "/" in stage["name"] or stage["name"] in seen:
             raise SpecError(spec.file, f"{key}.name", f"{stage['name']!r}: stage names are unique and contain no '/'")
         seen.add(stage["name"])
+
+
+def stage_verified_under(stage: dict, policy: str) -> bool:
+    """``verify``: True, False, or the policies whose tensors compare element-wise (a top-K inside the graph
+    picks other queries under fp16, so its raw outputs only compare by their decoded boxes)."""
+    verify = stage.get("verify", True)
+    return verify if isinstance(verify, bool) else policy in verify
 
 
 def stage_names(spec) -> list[str]:

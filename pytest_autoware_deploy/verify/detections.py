@@ -169,19 +169,21 @@ def compare_detections(refs, acts, tol: DetectionTolerance, where: str, iou_fn=i
     return Comparison(False, stats, f"{where}: " + "; ".join(problems) + detail + summary)
 
 
+COUNT_KEYS = ("matched", "unmatched_ref", "unmatched_actual", "borderline", "ref_detections", "actual_detections")
+
+
 def merge_detection_stats(agg: dict, stats: dict) -> dict:
-    """Fold one case's statistics into an output's report entry: counts summed, errors worst-case,
-    mean IoU weighted by matches (the ``deploy_report.json`` entry of a detection output)."""
+    """Fold one case's statistics into an output's report entry: counts summed, ``max_*`` errors worst-case,
+    ``mean_*`` weighted by matches (the ``deploy_report.json`` entry of a 2D or 3D detection output)."""
     if not agg:
-        agg.update({"compare": "detections", "cases": 0, "matched": 0, "unmatched_ref": 0, "unmatched_actual": 0,
-                    "borderline": 0, "ref_detections": 0, "actual_detections": 0, "max_score_err": 0.0,
-                    "max_box_err": 0.0, "mean_iou": 1.0})
+        agg.update({"compare": "detections", "cases": 0, **{k: 0 for k in COUNT_KEYS}})
     matched = agg["matched"] + stats["matched"]
-    if matched:
-        agg["mean_iou"] = (agg["mean_iou"] * agg["matched"] + stats["mean_iou"] * stats["matched"]) / matched
-    for k in ("matched", "unmatched_ref", "unmatched_actual", "borderline", "ref_detections", "actual_detections"):
+    for k, v in stats.items():
+        if k.startswith("max_"):
+            agg[k] = max(agg.get(k, 0.0), v)
+        elif k.startswith("mean_"):
+            agg[k] = (agg.get(k, 0.0) * agg["matched"] + v * stats["matched"]) / matched if matched else agg.get(k, v)
+    for k in COUNT_KEYS:
         agg[k] += stats[k]
-    agg["max_score_err"] = max(agg["max_score_err"], stats["max_score_err"])
-    agg["max_box_err"] = max(agg["max_box_err"], stats["max_box_err"])
     agg["cases"] += 1
     return agg

@@ -18,15 +18,22 @@ post-processing the deployment runs (score threshold, NMS), applied to every bac
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import partial
 
 from ..errors import SpecError
 from ..spec.schema import suggest
+from . import detections3d
 from .compare import Comparison
-from .detections import IOU_FUNCTIONS, TOLERANCE_KEYS, DetectionTolerance, Detections, compare_detections
+from .detections import IOU_FUNCTIONS, DetectionTolerance, Detections, compare_detections
 
-COMPARATORS = ("allclose",) + tuple(IOU_FUNCTIONS)
-ENTRY_KEYS = ("compare", "decoder", "decoder_kwargs", "policies") + TOLERANCE_KEYS
+# comparator name -> (tolerance dataclass, compare(refs, acts, tolerance, where) -> Comparison)
+DETECTION_COMPARATORS = {
+    **{name: (DetectionTolerance, partial(compare_detections, iou_fn=fn)) for name, fn in IOU_FUNCTIONS.items()},
+    "detections3d": (detections3d.Detection3DTolerance, detections3d.compare_detections3d),  # BEV centre distance
+}
+COMPARATORS = ("allclose",) + tuple(DETECTION_COMPARATORS)
+ENTRY_KEYS = ("compare", "decoder", "decoder_kwargs", "policies", "covers")
 
 
 @dataclass(frozen=True)
@@ -35,19 +42,26 @@ class DetectionCheck:
     compare: str
     decoder: str
     decoder_kwargs: dict
-    tolerance: DetectionTolerance
+    tolerance: object  # the comparator's tolerance dataclass
     policies: dict
+    covers: tuple = field(default=())  # outputs this check compares (e.g. a 3D box list's scores and labels)
 
-    def tolerance_for(self, policy: str) -> DetectionTolerance:
+    def tolerance_for(self, policy: str):
         return replace(self.tolerance, **self.policies.get(policy, {}))
 
 
-def _tolerance(values, spec_file, key) -> dict:
+def _tolerance_keys(compare) -> tuple:
+    from dataclasses import fields
+
+    return tuple(f.name for f in fields(DETECTION_COMPARATORS[compare][0]))
+
+
+def _tolerance(values, spec_file, key, keys) -> dict:
     out = {}
     for k, v in values.items():
-        if k not in TOLERANCE_KEYS:
-            raise SpecError(spec_file, f"{key}.{k}", f"unknown key{suggest(k, TOLERANCE_KEYS)}; expected one of "
-                            f"{', '.join(TOLERANCE_KEYS)}")
+        if k not in keys:
+            raise SpecError(spec_file, f"{key}.{k}", f"unknown key{suggest(k, keys)}; expected one of "
+                            f"{', '.join(keys)}")
         want = int if k == "max_unmatched" else (int, float)
         if isinstance(v, bool) or not isinstance(v, want) or v < 0:
             raise SpecError(spec_file, f"{key}.{k}", f"expected a non-negative number, got {v!r}")
@@ -65,14 +79,16 @@ def output_checks(spec) -> dict[str, DetectionCheck]:
         key = f"verification.outputs.{name}"
         if not isinstance(entry, dict):
             raise SpecError(spec.file, key, f"expected dict(compare=..., ...), got {entry!r}")
-        for k in entry:
-            if k not in ENTRY_KEYS:
-                raise SpecError(spec.file, f"{key}.{k}", f"unknown key{suggest(k, ENTRY_KEYS)}; expected one of "
-                                f"{', '.join(ENTRY_KEYS)}")
         compare = entry.get("compare", "allclose")
         if compare not in COMPARATORS:
             raise SpecError(spec.file, f"{key}.compare", f"{compare!r} is not one of {', '.join(COMPARATORS)}"
                             f"{suggest(str(compare), COMPARATORS)}")
+        tol_keys = _tolerance_keys(compare) if compare != "allclose" else ()
+        allowed = ENTRY_KEYS + tol_keys if compare != "allclose" else ("compare",)
+        for k in entry:
+            if k not in allowed:
+                raise SpecError(spec.file, f"{key}.{k}", f"unknown key for compare='{compare}'{suggest(k, allowed)}; "
+                                f"expected one of {', '.join(allowed)}")
         if compare == "allclose":
             if name not in spec.output_names:
                 raise SpecError(spec.file, key, f"'{name}' is not an ONNX output ({spec.output_names}); "
@@ -88,19 +104,27 @@ def output_checks(spec) -> dict[str, DetectionCheck]:
         policies = entry.get("policies", {})
         if not isinstance(policies, dict):
             raise SpecError(spec.file, f"{key}.policies", f"expected policy -> dict(tolerance keys), got {policies!r}")
-        tol = DetectionTolerance(**_tolerance({k: entry[k] for k in TOLERANCE_KEYS if k in entry}, spec.file, key))
+        tol_cls = DETECTION_COMPARATORS[compare][0]
+        tol = tol_cls(**_tolerance({k: entry[k] for k in tol_keys if k in entry}, spec.file, key, tol_keys))
         per_policy = {}
         for p, v in policies.items():
             if not isinstance(v, dict):
                 raise SpecError(spec.file, f"{key}.policies.{p}", f"expected dict(tolerance keys), got {v!r}")
-            per_policy[p] = _tolerance(v, spec.file, f"{key}.policies.{p}")
-        checks[name] = DetectionCheck(name, compare, decoder, dict(kwargs), tol, per_policy)
+            per_policy[p] = _tolerance(v, spec.file, f"{key}.policies.{p}", tol_keys)
+        covers = entry.get("covers", [])
+        if not isinstance(covers, (list, tuple)) or any(c not in spec.output_names for c in covers):
+            raise SpecError(spec.file, f"{key}.covers", f"expected a list of the outputs {spec.output_names} this "
+                            f"check compares (they get no element-wise test of their own), got {covers!r}")
+        checks[name] = DetectionCheck(name, compare, decoder, dict(kwargs), tol, per_policy, tuple(covers))
     return checks
 
 
 def verified_outputs(spec) -> list[str]:
-    """Output names that get verification tests: the ONNX outputs, then the derived ones."""
-    return spec.output_names + [n for n in output_checks(spec) if n not in spec.output_names]
+    """Output names that get verification tests: the outputs (less those a detection check ``covers``),
+    then the derived ones."""
+    checks = output_checks(spec)
+    covered = {c for check in checks.values() for c in check.covers if c != check.name}
+    return [n for n in spec.output_names if n not in covered] + [n for n in checks if n not in spec.output_names]
 
 
 def _decode(spec, check, outputs):
@@ -128,4 +152,4 @@ def run_detection_check(spec, check: DetectionCheck, reference: dict, actual: di
     """Decode both backends' outputs the same way and match the detections."""
     refs = _decode(spec, check, reference)
     acts = _decode(spec, check, actual)
-    return compare_detections(refs, acts, check.tolerance_for(policy), where, IOU_FUNCTIONS[check.compare])
+    return DETECTION_COMPARATORS[check.compare][1](refs, acts, check.tolerance_for(policy), where)
