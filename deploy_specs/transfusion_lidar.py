@@ -34,9 +34,10 @@ pipeline = dict(
         dict(name='end2end', module='end2end', input_names=['voxels', 'num_points', 'coors'],
              output_names=['cls_score0', 'bbox_pred0', 'dir_cls_pred0'],
              dynamic_axes={'voxels': {0: 'voxels_num'}, 'num_points': {0: 'voxels_num'}, 'coors': {0: 'voxels_num'}},
-             # the graph picks its queries by top-K of a heatmap: under fp16 near-ties pick other queries, so the
-             # raw per-query tensors compare element-wise in fp32 only; fp16 is checked on the decoded boxes
-             verify=['auto', 'fp32_tf32', 'strongly_typed']),
+             # the graph picks its queries by top-K of a heatmap: near-ties pick other queries under fp16 and
+             # under TF32 (auto on CUDA: the H100 run reordered query 44 of sample 1), so the raw per-query tensors
+             # compare element-wise in true fp32 only; the others are checked on the decoded, matched boxes
+             verify=['auto', 'strongly_typed']),
     ],
 )
 

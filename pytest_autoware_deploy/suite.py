@@ -16,7 +16,7 @@ import pytest
 from pytest_autoware_deploy.bench.latency import (end_to_end_timings, latency_stats_ms, phase_timings, plan_rounds,
                                                    throughput, timed_call, timings)
 from pytest_autoware_deploy.cases import ShapeCase, sample_indices, shape_cases, throughput_batches
-from pytest_autoware_deploy.export.precision import max_drop_for, tolerance_for
+from pytest_autoware_deploy.export.precision import effective_policy, max_drop_for, tolerance_for
 from pytest_autoware_deploy.fixtures import user_errors
 from pytest_autoware_deploy.plugin import spec_of_node
 from pytest_autoware_deploy.report.baseline import accuracy_breach, baseline_backend, latency_breaches
@@ -54,10 +54,11 @@ def pytest_generate_tests(metafunc):
             params = []
             for i, st in enumerate(spec.cfg["pipeline"]["stages"]):
                 for b in targets:
-                    if not stage_verified_under(st, b.policy_name):
+                    if not stage_verified_under(st, effective_policy(b.policy_name, b.device or spec.device)):
                         params.append(pytest.param(None, id=f"{st['name']}-{b.test_id}-skipped", marks=pytest.mark.skip(
                             reason=f"pipeline.stages[{i}].verify={st['verify']!r} in the spec: {st['name']} under "
-                                   f"{b} is checked end to end only")))
+                                   f"{b} ({effective_policy(b.policy_name, b.device or spec.device)}) is checked end "
+                                   "to end only")))
                         continue
                     params += [pytest.param((st["name"], b, out, idx), id=f"{st['name']}-{b.test_id}-{out}-sample{idx}")
                                for idx in sample_indices(spec) for out in st["output_names"]]
@@ -130,7 +131,7 @@ def _verify(state, backend, output, sample_idx, case):
     """One (backend, output, sample, shape) comparison against the reference: a model, a pipeline
     end to end, or one stage of a pipeline (``state.spec`` is the stage's spec then)."""
     spec = state.spec
-    tol = Tolerance(**tolerance_for(spec, backend.policy_name))
+    tol = Tolerance(**tolerance_for(spec, backend.policy_name, state.device_of(backend)))
     with user_errors():
         reference = state.case_outputs(BackendId(spec.reference), sample_idx, case)
         actual = state.case_outputs(backend, sample_idx, case)

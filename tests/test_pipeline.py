@@ -80,5 +80,5 @@ def test_a_stage_can_opt_out_of_stage_verification_visibly(pytester, tmp_path):
                                         "input_names=['grid'], output_names=['logits'], verify=False)"))
     result = run(pytester, f"--deploy-config={spec}", "-k", "stage_verification", "-rs", "--benchmark-disable")
     result.assert_outcomes(passed=2, skipped=1, deselected=12)
-    result.stdout.fnmatch_lines(["*pipeline.stages[[]1[]].verify=False in the spec: head under onnx is checked end "
+    result.stdout.fnmatch_lines(["*pipeline.stages[[]1[]].verify=False in the spec: head under onnx (auto) is checked end "
                                  "to end only*"])

@@ -118,3 +118,40 @@ def test_per_policy_tolerances_and_drop(tmp_path):
     assert tolerance_for(spec, "int8")["atol"] == 0.2 and tolerance_for(spec, "int8")["min_cosine"] == 0.98
     assert max_drop_for(spec, "fp16") == 0.002
     assert max_drop_for(spec, "int8") == 0.03  # spec's max_drop 0.0, int8 default allowance
+
+
+def test_auto_on_cuda_is_verified_as_tf32_with_the_spec_as_floor(tmp_path):
+    from pytest_autoware_deploy.export.precision import effective_policy, tolerance_for
+    from pytest_autoware_deploy.spec.load import load_spec
+
+    from ..conftest import write_tiny_spec
+
+    spec = load_spec(write_tiny_spec(tmp_path))  # atol 1e-4, rtol 1e-3
+    assert effective_policy("auto", "cuda:0") == "fp32_tf32" and effective_policy("auto", "cpu") == "auto"
+    assert effective_policy("fp16", "cuda:0") == "fp16"
+    assert tolerance_for(spec, "auto", "cpu")["atol"] == 1e-4
+    assert tolerance_for(spec, "auto", "cuda:0")["atol"] == 5e-3
+    loose = load_spec(write_tiny_spec(tmp_path / "loose"), cfg_options={"verification.atol": 0.1})
+    assert tolerance_for(loose, "auto", "cuda:0")["atol"] == 0.1
+
+
+def test_repeated_identical_casts_are_dropped_and_different_ones_kept():
+    import onnx
+    from onnx import TensorProto, helper
+
+    from pytest_autoware_deploy.export.precision import drop_duplicate_producers
+
+    cast = helper.make_node("Cast", ["x"], ["x32"], to=TensorProto.FLOAT)
+    graph = helper.make_graph(
+        [cast, helper.make_node("Cast", ["x"], ["x32"], to=TensorProto.FLOAT),
+         helper.make_node("Relu", ["x32"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph)
+    assert drop_duplicate_producers(model) == 1
+    onnx.checker.check_model(model)
+    other = helper.make_model(helper.make_graph(
+        [cast, helper.make_node("Cast", ["x"], ["x32"], to=TensorProto.DOUBLE)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [2])],
+        [helper.make_tensor_value_info("x32", TensorProto.FLOAT, [2])]))
+    assert drop_duplicate_producers(other) == 0
