@@ -5,6 +5,7 @@
 #   make data-lidar && pytest --deploy-config=deploy_specs/transfusion_lidar.py
 # Demo size: +-32 m at 0.32 m pillars, 50 queries, hidden 32 (the shipped checkpoint,
 # models/transfusion_lidar/train.py); AWML's 90 m / 768-grid model is transfusion_lidar_full.py.
+_base_ = ['./_base_/lidar_detection.py']
 family = 'transfusion_lidar'
 _classes = ['car', 'bicycle', 'pedestrian']
 _range = [-32.0, -32.0, -3.0, 32.0, 32.0, 5.0]
@@ -49,20 +50,7 @@ evaluation = dict(
     thresholds=dict(min_accuracy=0.5, max_drop=0.01),
 )
 
-verification = dict(
-    num_samples=2, atol=1e-3, rtol=1e-3, reference='pytorch',
-    # the final boxes are a set: matched by BEV centre distance (class-aware), not compared element-wise
-    outputs=dict(boxes_3d=dict(compare='detections3d', covers=['scores', 'labels'],
-                               decoder='pytest_autoware_deploy.verify.detections3d:detections_from_outputs',
-                               match_dist=1.0, center_atol=0.05, size_atol=0.05, yaw_atol=0.05, score_atol=0.02,
-                               max_unmatched=0, min_score=0.15,
-                               # fp16 measured on CPU (2 frames): centre 0.061 m, size 0.21 m, yaw 0.48 rad,
-                               # score 0.003, all 30 matched; mAP 0.8502 vs 0.8498 fp32
-                               policies=dict(fp16=dict(center_atol=0.1, size_atol=0.3, yaw_atol=0.6,
-                                                       score_atol=0.02, max_unmatched=1)))),
-)
-
-# fp16 as an ONNX-level policy (TensorRT 11 has no FP16 flag): every stage gets its own fp16 graph
-precision = dict(policies=['auto', 'fp16'])
-
-benchmark = dict(warmup=2, rounds=10)
+# fp16 measured on CPU (2 frames): centre 0.061 m, size 0.21 m, yaw 0.48 rad, score 0.003, all 30 matched;
+# mAP 0.8502 vs 0.8498 fp32 (the attention's top-K moves boxes within their objects)
+verification = dict(outputs=dict(boxes_3d=dict(policies=dict(fp16=dict(center_atol=0.1, size_atol=0.3,
+                                                                      yaw_atol=0.6)))))
