@@ -149,15 +149,15 @@ class SpecState:
         return make_host(self.spec)
 
     def stage(self, name: str) -> "StageState":
-        if name not in self._stages:
+        if name not in self._stages:  # checked once per stage, not on every call of the host's hot loop
+            if name not in stage_names(self.spec):
+                raise InferenceError(f"{self.spec.name}: {self.spec.cfg['pipeline']['host']} called stage {name!r}; "
+                                     f"declared stages: {stage_names(self.spec)}")
             self._stages[name] = StageState(self, name)
         return self._stages[name]
 
     def _stage_caller(self, backend: BackendId):
         def call_stage(name, feed):
-            if name not in stage_names(self.spec):
-                raise InferenceError(f"{self.spec.name}: {self.spec.cfg['pipeline']['host']} called stage {name!r}; "
-                                     f"declared stages: {stage_names(self.spec)}")
             return self.stage(name).infer(backend, feed, f"stage {name}")
         return call_stage
 

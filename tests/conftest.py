@@ -78,13 +78,18 @@ benchmark = dict(warmup=1, rounds=5)
 '''
 
 
-def write_tiny_spec(directory: Path, name="tiny", extra="", checkpoint=None) -> Path:
+def _write_project(directory: Path, module: str, module_text: str, name: str, spec_text: str, extra: str) -> Path:
+    """A user's project outside the repo: the model module beside the spec file that names it."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "tinymodel.py").write_text(TINY_MODULE)
-    ckpt = f", checkpoint={checkpoint!r}" if checkpoint else ""
+    (directory / f"{module}.py").write_text(module_text)
     spec = directory / f"{name}.py"
-    spec.write_text(TINY_SPEC.replace("{checkpoint}", ckpt).replace("{extra}", textwrap.dedent(extra)))
+    spec.write_text(spec_text.replace("{extra}", textwrap.dedent(extra)))
     return spec
+
+
+def write_tiny_spec(directory: Path, name="tiny", extra="", checkpoint=None) -> Path:
+    ckpt = f", checkpoint={checkpoint!r}" if checkpoint else ""
+    return _write_project(directory, "tinymodel", TINY_MODULE, name, TINY_SPEC.replace("{checkpoint}", ckpt), extra)
 
 
 @pytest.fixture
@@ -196,8 +201,4 @@ benchmark = dict(warmup=1, rounds=5)
 
 
 def write_pipeline_spec(directory: Path, name="tinypipe_spec", extra="") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "tinypipe.py").write_text(PIPELINE_MODULE)
-    spec = directory / f"{name}.py"
-    spec.write_text(PIPELINE_SPEC.replace("{extra}", textwrap.dedent(extra)))
-    return spec
+    return _write_project(directory, "tinypipe", PIPELINE_MODULE, name, PIPELINE_SPEC, extra)

@@ -7,6 +7,8 @@ in a spec as ``"module:Class"`` follow the same protocol; no base class is requi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import SpecError
 from ..registry import evaluator_ref
 from ..spec.resolve import call_from_spec
@@ -21,3 +23,23 @@ def make_evaluator(spec):
             raise SpecError(spec.file, "evaluation.evaluator", f"{ecfg['evaluator']} has no '{attr}' "
                             "(an evaluator needs update(outputs, target), compute() and primary_metric)")
     return evaluator
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display on CI or GPU machines)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, directory, kind: str, title: str) -> Path:
+    """Write ``fig`` as ``<directory>/<kind>_<title made file-safe>.png`` and close it (figures pile up otherwise)."""
+    plt = pyplot()
+    path = Path(directory) / f"{kind}_{title.replace('/', '_').replace('@', '_').replace(':', '')}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+
+from .base import pyplot, save_figure
 
 
 class ClassificationEvaluator:
@@ -43,10 +43,7 @@ class ClassificationEvaluator:
         }
 
     def plot(self, result: dict, directory, title: str) -> list:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         cm = np.asarray(result["confusion_matrix"])
         names = result["class_names"]
@@ -61,8 +58,4 @@ class ClassificationEvaluator:
             ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
         fig.colorbar(im, ax=ax)
         fig.tight_layout()
-        path = Path(directory) / f"confusion_matrix_{title.replace('/', '_').replace('@', '_').replace(':', '')}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return [path]
+        return [save_figure(fig, directory, "confusion_matrix", title)]

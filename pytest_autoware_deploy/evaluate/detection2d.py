@@ -14,9 +14,10 @@ Target per sample (batch of one): ``{"image_id", "boxes" (n, 4) x1y1x2y2, "label
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 import numpy as np
+
+from .base import pyplot, save_figure
 
 METRICS = ("mAP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large")
 
@@ -105,10 +106,7 @@ class Detection2DEvaluator:
         """A grid of the first images: ground truth (dashed) and detections above example_score_thr."""
         if not self.examples:
             return []
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
         from PIL import Image
 
         n = len(self.examples)
@@ -128,8 +126,4 @@ class Detection2DEvaluator:
         fig.suptitle(f"{title}: {self.primary_metric} {result[self.primary_metric]:.4f} "
                      f"(dashed: ground truth)", fontsize=9)
         fig.tight_layout()
-        path = Path(directory) / f"detections_{title.replace('/', '_').replace('@', '_').replace(':', '')}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return [path]
+        return [save_figure(fig, directory, "detections", title)]

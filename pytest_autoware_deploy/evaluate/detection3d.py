@@ -21,9 +21,9 @@ Outputs per sample (batch of one): ``{"boxes_3d" (M, 9) [x, y, z_bottom, l, w, h
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+
+from .base import pyplot, save_figure
 
 TP_METRICS = ("trans_err", "scale_err", "orient_err", "vel_err")
 TP_NAMES = {"trans_err": "mATE", "scale_err": "mASE", "orient_err": "mAOE", "vel_err": "mAVE"}
@@ -207,10 +207,7 @@ class Detection3DEvaluator:
         frames = self.frames[:self.num_examples]
         if not frames:
             return []
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, axes = plt.subplots(1, len(frames), figsize=(4 * len(frames), 4.2), squeeze=False)
         colors = plt.get_cmap("tab10")
@@ -226,11 +223,7 @@ class Detection3DEvaluator:
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7)
         fig.suptitle(f"{title}: {self.primary_metric} {result[self.primary_metric]:.4f} (BEV, metres; dashed: "
                      "ground truth)", fontsize=9)
-        path = Path(directory) / f"bev_{title.replace('/', '_').replace('@', '_').replace(':', '')}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return [path]
+        return [save_figure(fig, directory, "bev", title)]
 
 
 def bev_corners(box):

@@ -65,32 +65,41 @@ IOU_FUNCTIONS = {"detections2d": iou_xyxy}
 
 @dataclass
 class Matching:
-    """Index pairs ``(ref_i, act_j)`` and their IoU; the indices left over on each side."""
+    """Index pairs ``(ref_i, act_j)`` with their affinity (IoU, or centre distance); the indices left over."""
 
     pairs: list = field(default_factory=list)
-    ious: list = field(default_factory=list)
+    values: list = field(default_factory=list)
     unmatched_ref: list = field(default_factory=list)
     unmatched_act: list = field(default_factory=list)
 
 
-def match_detections(ref: Detections, act: Detections, iou_thr: float, iou_fn=iou_xyxy) -> Matching:
-    """Greedy class-aware one-to-one matching (COCO evaluation's rule, with the reference as ground truth)."""
+def greedy_match(ref: Detections, act: Detections, affinity: np.ndarray, accept: np.ndarray,
+                 higher_is_better: bool) -> Matching:
+    """Greedy class-aware one-to-one matching, reference boxes by descending score (COCO evaluation's rule with
+    the reference as ground truth): each takes the best still-free, same-class, acceptable backend box."""
     out = Matching()
     taken = np.zeros(len(act), dtype=bool)
-    ious = iou_fn(ref.boxes, act.boxes) if len(ref) and len(act) else np.zeros((len(ref), len(act)))
     same = ref.labels[:, None] == act.labels[None, :]
+    worst = -np.inf if higher_is_better else np.inf
+    pick = np.argmax if higher_is_better else np.argmin
     for i in np.argsort(-ref.scores, kind="stable"):
-        cand = np.where(same[i] & ~taken & (ious[i] >= iou_thr), ious[i], -1.0)
-        j = int(np.argmax(cand)) if len(act) else -1
-        if j >= 0 and cand[j] >= 0:
+        cand = np.where(same[i] & ~taken & accept[i], affinity[i], worst)
+        j = int(pick(cand)) if len(act) else -1
+        if j >= 0 and np.isfinite(cand[j]):
             taken[j] = True
             out.pairs.append((int(i), j))
-            out.ious.append(float(ious[i, j]))
+            out.values.append(float(affinity[i, j]))
         else:
             out.unmatched_ref.append(int(i))
     out.unmatched_ref.sort()
     out.unmatched_act = [int(j) for j in np.where(~taken)[0]]
     return out
+
+
+def match_detections(ref: Detections, act: Detections, iou_thr: float, iou_fn=iou_xyxy) -> Matching:
+    """Pairs with IoU >= ``iou_thr``, highest IoU first."""
+    ious = iou_fn(ref.boxes, act.boxes) if len(ref) and len(act) else np.zeros((len(ref), len(act)))
+    return greedy_match(ref, act, ious, ious >= iou_thr, higher_is_better=True)
 
 
 @dataclass(frozen=True)
@@ -120,12 +129,12 @@ def detection_stats(refs, acts, tol: DetectionTolerance, iou_fn=iou_xyxy) -> dic
         stats["ref_detections"] += len(ref)
         stats["actual_detections"] += len(act)
         stats["matched"] += len(m.pairs)
-        iou_sum += sum(m.ious)
+        iou_sum += sum(m.values)
         for side, dets, idx in (("ref", ref, m.unmatched_ref), ("actual", act, m.unmatched_act)):
             low = int((dets.scores[idx] < tol.min_score).sum()) if idx else 0
             stats["borderline"] += low
             stats[f"unmatched_{side}"] += len(idx) - low
-        for (i, j), iou in zip(m.pairs, m.ious):
+        for (i, j), iou in zip(m.pairs, m.values):
             s_err = abs(act.scores[j] - ref.scores[i])
             b_err = float(np.abs(act.boxes[j] - ref.boxes[i]).max()) if ref.boxes.shape[1] else 0.0
             stats["max_score_err"] = max(stats["max_score_err"], float(s_err))

@@ -17,12 +17,12 @@ Boxes are ``[x, y, z, l, w, h, yaw, (vx, vy)]``. For every match the errors are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from .compare import Comparison
-from .detections import Detections
+from .detections import Detections, Matching, greedy_match
 
 
 @dataclass(frozen=True)
@@ -50,35 +50,13 @@ def wrap_angle(diff, period=2 * np.pi):
     return np.abs((np.asarray(diff, np.float64) + period / 2) % period - period / 2)
 
 
-@dataclass
-class Matching3D:
-    pairs: list = field(default_factory=list)
-    dists: list = field(default_factory=list)
-    unmatched_ref: list = field(default_factory=list)
-    unmatched_act: list = field(default_factory=list)
-
-
-def match_by_center(ref: Detections, act: Detections, match_dist: float) -> Matching3D:
-    """Greedy class-aware one-to-one matching on BEV centre distance, reference by descending score."""
-    out = Matching3D()
-    taken = np.zeros(len(act), bool)
+def match_by_center(ref: Detections, act: Detections, match_dist: float) -> Matching:
+    """Pairs whose BEV centres lie within ``match_dist`` metres, nearest first (``values`` are the distances)."""
     if len(ref) and len(act):
         dist = np.linalg.norm(ref.boxes[:, None, :2] - act.boxes[None, :, :2], axis=2)
     else:
         dist = np.zeros((len(ref), len(act)))
-    same = ref.labels[:, None] == act.labels[None, :]
-    for i in np.argsort(-ref.scores, kind="stable"):
-        cand = np.where(same[i] & ~taken & (dist[i] <= match_dist), dist[i], np.inf)
-        j = int(np.argmin(cand)) if len(act) else -1
-        if j >= 0 and np.isfinite(cand[j]):
-            taken[j] = True
-            out.pairs.append((int(i), j))
-            out.dists.append(float(dist[i, j]))
-        else:
-            out.unmatched_ref.append(int(i))
-    out.unmatched_ref.sort()
-    out.unmatched_act = [int(j) for j in np.where(~taken)[0]]
-    return out
+    return greedy_match(ref, act, dist, dist <= match_dist, higher_is_better=False)
 
 
 def match_errors(r: np.ndarray, a: np.ndarray, rs: float, as_: float, yaw_period=2 * np.pi) -> dict:

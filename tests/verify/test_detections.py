@@ -69,7 +69,7 @@ def test_matching_is_one_to_one_class_aware_and_accounts_for_everything(ref, act
     assert len(set(refs)) == len(refs) and len(set(acts)) == len(acts)
     assert sorted(refs + m.unmatched_ref) == list(range(len(ref)))
     assert sorted(acts + m.unmatched_act) == list(range(len(act)))
-    for (i, j), iou in zip(m.pairs, m.ious):
+    for (i, j), iou in zip(m.pairs, m.values):
         assert ref.labels[i] == act.labels[j] and iou >= thr
 
 
