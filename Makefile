@@ -5,14 +5,27 @@ BIN     = $(VENV)/bin
 SPEC   ?= deploy_specs/calibration_status_classification.py
 DATA    = data/synthetic/calibration_status_classification
 
-.PHONY: install demo data data-full data-lidar test bench clean
+# The environment comes from the committed lock (requirements/lock.txt, CPython 3.11 on x86-64 Linux: what CI runs),
+# generated from pyproject.toml by pip-tools (`make lock`); the package's own ranges stay loose for users.
+LOCK    = requirements/lock.txt
+LOCK_IN = requirements/lock.in
+NODEPS  = requirements/reference-nodeps.txt
+LOCK_PY = $(shell sed -n 's/.*pip-compile with Python \([0-9.]*\).*/\1/p' $(LOCK))
+EXTRAS  = cpu,dev,rtx
 
-$(BIN)/.installed: pyproject.toml
+.PHONY: install lock canary demo data data-full data-lidar test bench clean
+
+# Rebuilt when pyproject.toml or a lock file changes: pip moves every package to its pin (removed ones stay; for an
+# exact copy, rm -rf .venv first).
+$(BIN)/.installed: pyproject.toml $(LOCK) $(NODEPS)
+	@$(PYTHON) -c 'import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(None if v == "$(LOCK_PY)" else \
+		"$(LOCK) is locked for Python $(LOCK_PY), $(PYTHON) is Python " + v + \
+		": run make with PYTHON=python$(LOCK_PY), or make lock with this interpreter")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[cpu,dev]"
-	# reference for the detection3d evaluator's equality test only; --no-deps: its OpenCV and numpy<2 pins are not needed
-	$(BIN)/python -m pip install -q --no-deps nuscenes-devkit==1.2.0 pyquaternion==0.9.9
+	$(BIN)/python -m pip install -q -c $(LOCK) pip
+	$(BIN)/python -m pip install -q -c $(LOCK) --build-constraint $(LOCK) -e ".[$(EXTRAS)]"
+	# reference for the detection3d evaluator's equality test only (see $(NODEPS))
+	$(BIN)/python -m pip install -q --no-deps -r $(NODEPS)
 	touch $@
 
 install: $(BIN)/.installed
@@ -48,6 +61,35 @@ demo: data
 
 test: install
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
+
+# Regenerate $(LOCK) from pyproject.toml + $(LOCK_IN) with pip-tools (in its own venv, so the tool's own packages
+# never enter the tested environment). Existing pins are kept where they still satisfy pyproject.toml;
+# `make lock UPGRADE=1` moves every package to its newest allowed version. Run it with the Python CI uses.
+LOCK_VENV ?= build/lock-venv
+PIP_TOOLS ?= pip-tools==7.6.2
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q $(if $(wildcard $(LOCK)),-c $(LOCK)) pip $(PIP_TOOLS)
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet $(if $(UPGRADE),--upgrade) \
+		--extra cpu --extra dev --extra rtx --allow-unsafe --strip-extras \
+		--no-emit-options --output-file $(LOCK) pyproject.toml $(LOCK_IN)
+
+# Canary: the test suite against the newest versions pyproject.toml allows (no lock, fresh venv, eager upgrades),
+# derandomized like CI. Expected to break first when a dependency drifts; it never gates main. It prints which
+# packages moved off the lock; torch stays at the [cpu] extra's pin (the CPU wheel), the package's own range.
+CANARY_VENV ?= build/canary-venv
+NORM = awk -F'==' '/^[A-Za-z0-9]/ {n = tolower($$1); gsub(/[_.]/, "-", n); print n "==" $$2}' | sort
+canary:
+	rm -rf $(CANARY_VENV)
+	$(PYTHON) -m venv $(CANARY_VENV)
+	$(CANARY_VENV)/bin/python -m pip install -q --upgrade pip
+	$(CANARY_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[$(EXTRAS)]"
+	$(CANARY_VENV)/bin/python -m pip install -q --no-deps -r $(NODEPS)
+	@echo "canary: packages whose newest version differs from $(LOCK) (< lock, > canary):"
+	@grep -v '^ *#' $(LOCK) | $(NORM) > $(CANARY_VENV)/lock.txt
+	@$(CANARY_VENV)/bin/python -m pip list --format=freeze --exclude-editable | $(NORM) > $(CANARY_VENV)/newest.txt
+	@diff $(CANARY_VENV)/lock.txt $(CANARY_VENV)/newest.txt | grep '^[<>]' || echo "  none"
+	CI=true $(CANARY_VENV)/bin/python -m pytest -n 2 -p no:cacheprovider
 
 # Measurements behind docs/performance.md (about 1.5 min on 2 cores); JSON results in $(BENCH_OUT).
 BENCH_OUT ?= work_dirs/benchmarks

@@ -35,6 +35,12 @@ pipeline = dict(
         dict(name='end2end', module='end2end', input_names=['voxels', 'num_points', 'coors'],
              output_names=['cls_score0', 'bbox_pred0', 'dir_cls_pred0'],
              dynamic_axes={'voxels': {0: 'voxels_num'}, 'num_points': {0: 'voxels_num'}, 'coors': {0: 'voxels_num'}},
+             # TensorRT's profile for the dynamic voxel axis (up to max_voxels 30000, ~4.5k voxels a frame)
+             model_inputs=[dict(name='voxels', min_shape=[1, 20, 4], opt_shape=[5000, 20, 4],
+                                max_shape=[30000, 20, 4], dtype='float32'),
+                           dict(name='num_points', min_shape=[1], opt_shape=[5000], max_shape=[30000], dtype='int32'),
+                           dict(name='coors', min_shape=[1, 4], opt_shape=[5000, 4], max_shape=[30000, 4],
+                                dtype='int32')],
              # the graph picks its queries by top-K of a heatmap: near-ties pick other queries under fp16 and
              # under TF32 (auto on CUDA: the H100 run reordered query 44 of sample 1), so the raw per-query tensors
              # compare element-wise in true fp32 only; the others are checked on the decoded, matched boxes

@@ -87,9 +87,18 @@ def batch_inputs(spec, samples, start, shapes: dict | None = None):
                 i += 1
             out[name] = np.ascontiguousarray(np.concatenate(rows, 0)[: shape[0]])
         else:
-            rng = np.random.default_rng(start)
-            out[name] = rng.standard_normal(shape).astype(base.dtype)
+            out[name] = generated_like(base, shape, np.random.default_rng(start))
     return out
+
+
+def generated_like(base: np.ndarray, shape, rng) -> np.ndarray:
+    """A seeded array of ``shape`` with ``base``'s dtype: floats standard normal; integers and bools drawn
+    uniformly from the values ``base`` spans (an index or count input stays a valid one, where cast
+    normals would give mostly 0 and -1)."""
+    if base.dtype.kind in "iub":
+        lo, hi = (int(base.min()), int(base.max())) if base.size else (0, 0)
+        return rng.integers(lo, hi, size=shape, endpoint=True).astype(base.dtype)
+    return rng.standard_normal(shape).astype(base.dtype)
 
 
 def prefetched(samples, indices, depth: int = 2):

@@ -54,6 +54,11 @@ class PipelineRunner(Runner):
     def _activate(self):
         pass
 
+    def _input_metadata(self):  # the host code takes what the spec declares (undeclared: any dtype/shape)
+        from .backends.inputs import spec_input_metadata
+
+        return spec_input_metadata(self.spec)
+
     def _infer(self, feed):
         return run_host(self.host, self.spec, feed, self.call_stage)
 

@@ -20,6 +20,8 @@ from .spec.load import load_spec, parse_cfg_options
 from .spec.stages import is_pipeline
 
 SESSION_KEY = pytest.StashKey[DeploySession]()
+BASELINE_KEY = pytest.StashKey[object]()  # report.baseline.Baseline, or None without --deploy-baseline
+MACHINE_DIFF_KEY = pytest.StashKey[list]()
 
 pytest_plugins = ["pytest_autoware_deploy.fixtures"]
 
@@ -50,6 +52,12 @@ def pytest_addoption(parser):
                     help="write this run's results as a baseline file")
     group.addoption("--deploy-latency-tolerance", default=None, type=float, metavar="PCT",
                     help="allowed latency growth vs the baseline in percent (overrides gate.latency_tolerance_pct)")
+    group.addoption("--deploy-baseline-same-machine", action="store_true", default=False,
+                    help="fail test_gate_latency when the baseline was measured on another machine (CPU, GPU, "
+                         "driver or library versions differ) or records none; default: a warning in the summary")
+    group.addoption("--deploy-strict", action="store_true", default=False,
+                    help="a backend or artifact asked for that cannot run here (no TensorRT, no CUDA device) is a "
+                         "failure with the skip's reason instead of a skip (the spec key 'strict' does it per spec)")
     group.addoption("--deploy-devices", default=None, metavar="LIST",
                     help="with pytest-xdist: comma-separated devices, worker gwN uses the N-th (mod length), "
                          "e.g. cuda:0,cuda:1 (overrides --deploy-device)")
@@ -80,10 +88,10 @@ def _load_baseline(config):
     path = config.getoption("deploy_baseline")
     if not path:
         return None
-    from .report.baseline import load_baseline
+    from .report.baseline import read_baseline
 
     try:
-        return load_baseline(path)
+        return read_baseline(path)
     except DeployError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -92,8 +100,9 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "deploy: a test generated from a deploy spec")
     config.addinivalue_line("markers", "gpu: a deploy test that runs on a CUDA device (select with -m gpu)")
     specs = _load_specs(config)
+    baseline = config.stash[BASELINE_KEY] = _load_baseline(config)
     config.stash[SESSION_KEY] = DeploySession(specs, rebuild=config.getoption("deploy_rebuild"),
-                                              baseline=_load_baseline(config))
+                                              baseline=baseline.specs if baseline is not None else None)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(deploy_session), "autoware-deploy-xdist")
     threads = cpu_threads_per_worker()
@@ -130,6 +139,59 @@ def deploy_session(config) -> DeploySession:
     return config.stash[SESSION_KEY]
 
 
+def baseline_machine_differences(config) -> list[str]:
+    """How the ``--deploy-baseline``'s machine differs from this one in what matters for latency
+    ([] = the same; a baseline without a fingerprint is one line saying so). Computed once per process."""
+    if MACHINE_DIFF_KEY not in config.stash:
+        from .machine import fingerprint
+        from .report.baseline import machine_differences
+
+        config.stash[MACHINE_DIFF_KEY] = machine_differences(config.stash[BASELINE_KEY].machine, fingerprint())
+    return config.stash[MACHINE_DIFF_KEY]
+
+
+def _strict(item) -> bool:
+    """--deploy-strict, or the spec key ``strict`` of the item's spec (a suite test's module, or the
+    ``deploy_spec`` a user's test is parametrized with)."""
+    if item.config.getoption("deploy_strict"):
+        return True
+    spec = spec_of_node(item)
+    if spec is None:
+        name = getattr(getattr(item, "callspec", None), "params", {}).get("deploy_spec")
+        spec = deploy_session(item.config).specs.get(name) if isinstance(name, str) else None
+    return spec is not None and bool(spec.cfg.get("strict"))
+
+
+def _fail_if_strict(item, exc):
+    from .fixtures import is_cannot_run_here  # imported as a plugin (pytest_plugins): not at import time
+
+    if not is_cannot_run_here(exc) or not _strict(item):
+        return
+    why = "--deploy-strict" if item.config.getoption("deploy_strict") else "strict=True in the spec"
+    raise pytest.fail.Exception(f"{exc.msg}\n({why}: something asked for that cannot run here is a failure, "
+                                "not a skip)", pytrace=False) from None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    """Strict mode: a 'cannot run here' skip raised while setting up fixtures becomes a failure."""
+    try:
+        return (yield)
+    except pytest.skip.Exception as exc:
+        _fail_if_strict(item, exc)
+        raise
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Strict mode: a 'cannot run here' skip raised by the test becomes a failure with its reason."""
+    try:
+        return (yield)
+    except pytest.skip.Exception as exc:
+        _fail_if_strict(item, exc)
+        raise
+
+
 class DeploySpecModule(pytest.Module):
     """A spec file collected as a test module: the tests are the suite's, the spec is ``self.spec``."""
 
@@ -160,8 +222,8 @@ def _runs_on_cuda(item) -> bool:
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Tests on a CUDA device get the ``gpu`` marker; gate tests run last (they compare what the
-    spec's other tests measured)."""
+    """Tests on a CUDA device get the ``gpu`` marker; gate tests run last (they measure what they
+    compare themselves when run alone, and reuse what the spec's other tests measured otherwise)."""
     for item in items:
         if _runs_on_cuda(item):
             item.add_marker(pytest.mark.gpu)
@@ -221,6 +283,13 @@ def pytest_sessionfinish(session, exitstatus):
     if dsession.store.specs and any(b["backends"] for b in dsession.store.specs.values()):
         from .report.writer import write_reports
 
+        baseline = session.config.stash.get(BASELINE_KEY, None)
+        if baseline is not None:  # which baseline the gate compared with, and whether its machine matched
+            diffs = baseline_machine_differences(session.config)
+            for name in list(dsession.store.specs):
+                dsession.store.set_spec_info(name, dsession.store.work_dirs.get(name, "."), baseline={
+                    "file": str(baseline.path), "same_machine": not diffs, "machine_differences": diffs})
+
         written = write_reports(dsession.store)
         if session.config.getoption("deploy_save_baseline"):
             from .report.baseline import save_baseline
@@ -230,3 +299,21 @@ def pytest_sessionfinish(session, exitstatus):
         if terminal is not None:
             for path in written:
                 terminal.write_line(f"[deploy] report: {path}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """A baseline measured on another machine (or on an unknown one) is said out loud, like
+    pytest-benchmark's ``Benchmark machine_info is different`` warning: its latency may not be comparable."""
+    baseline = config.stash.get(BASELINE_KEY, None)
+    if baseline is None or is_worker(config) or not deploy_session(config).specs or config.option.collectonly:
+        return
+    diffs = baseline_machine_differences(config)
+    if not diffs:
+        return
+    strict = config.getoption("deploy_baseline_same_machine")
+    terminalreporter.write_sep("=", "deploy baseline: measured on another machine", red=strict, yellow=not strict)
+    terminalreporter.write_line(f"{baseline.path} vs this machine (fields that can move latency):")
+    for line in diffs:
+        terminalreporter.write_line(f"  {line}")
+    terminalreporter.write_line("--deploy-baseline-same-machine: every test_gate_latency fails on this" if strict else
+                                "latency gates compared anyway; --deploy-baseline-same-machine makes this a failure")

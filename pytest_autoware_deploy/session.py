@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backends.inputs import spec_input_metadata
 from .backends.onnxruntime import OnnxRuntimeRunner
 from .backends.pytorch import PyTorchRunner
 from .data import batch_inputs, check_sample, load_samples, prefetched
@@ -21,7 +22,7 @@ from .distributed import cpu_threads_per_worker
 from .errors import BackendUnavailable, DeployError, InferenceError
 from .evaluate.base import make_evaluator
 from .export.onnx import OnnxArtifact, export_onnx, load_onnx
-from .export.pytorch_model import build_model
+from .export.pytorch_model import build_model, export_device
 from .progress import progress
 from .pipeline import PipelineRunner, RecordedSamples, make_host, run_host
 from .report.store import ReportStore
@@ -41,7 +42,7 @@ class SpecState:
         self._artifacts: dict[str, dict] = {}
         self._stages: dict[str, StageState] = {}
         self._recorded: dict[int, dict] = {}
-        store.set_spec_info(spec.name, spec.work_dir, spec_file=str(spec.file))
+        store.set_spec_info(spec.name, spec.work_dir, spec_file=str(spec.file), **spec.report_info())
 
     # -- inputs ---------------------------------------------------------------------------------
     @cached_property
@@ -66,6 +67,7 @@ class SpecState:
     # -- artifacts ------------------------------------------------------------------------------
     @cached_property
     def model(self):
+        """The PyTorch reference, on the CPU, never moved: runners and the export on other devices copy it."""
         if self.spec.export_mode == "none":
             raise DeployError(f"{self.spec.name}: export.mode='none' has no PyTorch model")
         return build_model(self.spec)
@@ -82,8 +84,9 @@ class SpecState:
             start = time.perf_counter()  # the export step: key, cache look-up, export if needed, publish
             art = export_onnx(self.spec, model, example, rebuild=self.rebuild)
         self._record_artifact("onnx", art.built, start)
+        device = export_device(self.spec) if self.spec.export_mode != "none" else None
         self.store.set_spec_info(self.spec.name, self.spec.work_dir, onnx_file=str(art.published),
-                                 export_key=art.key, onnx_rebuilt=art.built)
+                                 export_key=art.key, onnx_rebuilt=art.built, export_device=device)
         return art
 
     def policy_onnx(self, policy: str):
@@ -119,7 +122,8 @@ class SpecState:
             if is_pipeline(self.spec):
                 runner = PipelineRunner(self.host, self.spec, self._stage_caller(backend), key)
             elif backend.base == "pytorch":
-                runner = PyTorchRunner(self.model, self.spec.input_names, self.spec.output_names, device)
+                runner = PyTorchRunner(self.model, self.spec.input_names, self.spec.output_names, device,
+                                       input_metadata=spec_input_metadata(self.spec))
             elif backend.base == "onnx":
                 graph = self.policy_onnx(backend.policy_name).path
                 runner = OnnxRuntimeRunner(graph, device, tf32=_tf32_for(backend.policy_name),

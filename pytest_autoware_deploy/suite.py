@@ -5,8 +5,10 @@
 - test_accuracy[backend]: primary metric >= min and drop vs pytorch <= max_drop
 - test_latency[backend]: pytest-benchmark timing with p50..p99 in extra_info["latency_ms"]
 - test_throughput[backend-bN]: samples/s per batch size (benchmark.batch_sizes, or the declared range)
-- test_gate_accuracy / test_gate_latency[backend]: only with --deploy-baseline; run last (plugin
-  reorders them) and fail on a regression vs the stored baseline
+- test_gate_accuracy / test_gate_latency[backend]: only with --deploy-baseline; fail on a regression vs
+  the stored baseline. Each measures what it compares through the session state (run alone, e.g.
+  ``-k test_gate_latency``, it evaluates/times the backend itself); run last (plugin reorders them) so
+  that in a full run they reuse the accuracy and latency tests' measurements instead of repeating them
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def pytest_generate_tests(metafunc):
         if reason:
             metafunc.parametrize(argname, [_skip(reason)])
             return
-        targets = [b for b in backends if str(b) != spec.reference]
+        targets = spec.verify_targets()  # an AWML file's scenarios pair each with its own reference
         if name == "test_verification":
             params = [pytest.param((b, out, idx, case), id=f"{b.test_id}-{out}-sample{idx}-{case.id}")
                       for b in targets for case in shape_cases(spec)
@@ -100,14 +102,44 @@ def _no_verification_reason(spec):
     return None
 
 
-def test_export_onnx(deploy_spec, onnx_model):
+def test_export_onnx(deploy_spec, deploy_state, onnx_model):
+    """The graph is valid and carries the spec's names; what the exporter warned is surfaced (see
+    ``_export_warnings``)."""
+    _check_export(deploy_state, onnx_model)
+
+
+def _check_export(state, artifact):
     from pytest_autoware_deploy.export.onnx import check_onnx
 
+    spec = state.spec
     with user_errors():
-        problems = check_onnx(onnx_model.path, deploy_spec)
+        problems = check_onnx(artifact.path, spec)
     if problems:
-        pytest.fail(f"{deploy_spec.name}: ONNX {onnx_model.path} is not valid:\n  " + "\n  ".join(problems),
-                    pytrace=False)
+        pytest.fail(f"{spec.name}: ONNX {artifact.path} is not valid:\n  " + "\n  ".join(problems), pytrace=False)
+    _export_warnings(state, artifact)
+
+
+def _export_warnings(state, artifact):
+    """The exporter's warnings (recorded with the export, so a reused export still has them) go to the
+    report's ``export_warnings`` and each becomes an OnnxExportWarning, or, with ``export.fail_on_warnings``,
+    one failure listing them all."""
+    import warnings
+
+    from pytest_autoware_deploy.export.onnx import OnnxExportWarning, describe_warning
+
+    spec = state.spec
+    found = getattr(artifact, "warnings", None) or []
+    if artifact.key != "external":  # export.mode='none': no exporter ran
+        state.store.set_spec_info(spec.name, spec.work_dir, export_warnings=found)
+    if not found:
+        return
+    lines = [describe_warning(w) for w in found]
+    if spec.cfg["export"]["fail_on_warnings"]:
+        pytest.fail(f"{spec.name}: the ONNX exporter warned {len(found)} time(s) about the model "
+                    f"(export.fail_on_warnings=True):\n  " + "\n  ".join(lines), pytrace=False)
+    for line in lines:
+        warnings.warn(OnnxExportWarning(f"{spec.name}: ONNX exporter: {line} (export.fail_on_warnings=True makes "
+                                        "this a failure)"), stacklevel=2)
 
 
 def test_export_tensorrt(deploy_spec, deploy_state, engine):
@@ -133,13 +165,13 @@ def _verify(state, backend, output, sample_idx, case):
     spec = state.spec
     tol = Tolerance(**tolerance_for(spec, backend.policy_name, state.device_of(backend)))
     with user_errors():
-        reference = state.case_outputs(BackendId(spec.reference), sample_idx, case)
+        reference = state.case_outputs(spec.reference_for(backend), sample_idx, case)
         actual = state.case_outputs(backend, sample_idx, case)
     check = output_checks(spec).get(output)  # a detection comparator from verification.outputs, or None
     if output not in actual and check is None:
         pytest.fail(f"{spec.name}: backend {backend} produced no output '{output}' "
                     f"(got {sorted(actual)})", pytrace=False)
-    where = (f"spec {spec.name}, backend {backend} vs {spec.reference}, output '{output}', "
+    where = (f"spec {spec.name}, backend {backend} vs {spec.reference_for(backend)}, output '{output}', "
              f"sample {sample_idx}, shape {case.id}")
     with user_errors():
         result = (run_detection_check(spec, check, reference, actual, backend.policy_name, where) if check
@@ -201,14 +233,22 @@ def test_latency(deploy_spec, deploy_state, backend, benchmark, request):
     _latency(deploy_state, backend, benchmark, request)
 
 
-def _latency(state, backend, benchmark, request):
-    spec = state.spec
-    bcfg = spec.cfg["benchmark"]
+def _warmed_call(state, backend):
+    """What test_latency times: one inference on the example inputs prepared beforehand (device-resident),
+    warmed up; with the number of timed rounds the spec's benchmark section asks for."""
+    bcfg = state.spec.cfg["benchmark"]
     with user_errors():
         runner = state.runner(backend)
         feed = state.example_inputs()
         call = timed_call(runner.prepare(feed), runner.synchronize)
         rounds = plan_rounds(call, bcfg["warmup"], bcfg["rounds"], bcfg["min_time_s"])
+    return runner, feed, call, rounds
+
+
+def _latency(state, backend, benchmark, request):
+    spec = state.spec
+    bcfg = spec.cfg["benchmark"]
+    runner, feed, call, rounds = _warmed_call(state, backend)
     _describe(benchmark, spec, state, backend, feed, f"{spec.name}[{backend}]")
     latency = _timed(benchmark, request, call, rounds)
     e2e = None
@@ -242,14 +282,10 @@ def test_throughput(deploy_spec, deploy_state, backend, batch, benchmark, reques
 
 def test_stage_export_onnx(deploy_spec, deploy_state, stage):
     """Pipelines: each stage exported on its own (from the inputs the reference pipeline fed it)."""
-    from pytest_autoware_deploy.export.onnx import check_onnx
-
     state = deploy_state.stage(stage)
     with user_errors():
-        path = state.onnx.path
-        problems = check_onnx(path, state.spec)
-    if problems:
-        pytest.fail(f"{state.spec.name}: ONNX {path} is not valid:\n  " + "\n  ".join(problems), pytrace=False)
+        artifact = state.onnx
+    _check_export(state, artifact)
 
 
 def test_stage_verification(deploy_spec, deploy_state, stage_case):
@@ -274,7 +310,8 @@ def _baseline_entry(deploy_spec, backend, request):
 
 
 def test_gate_accuracy(deploy_spec, deploy_state, backend, request):
-    """This run's primary metric vs the baseline's, for the same (spec, backend, policy)."""
+    """This run's primary metric vs the baseline's, for the same (spec, backend, policy); the session
+    state evaluates the backend here unless test_accuracy already did."""
     base = _baseline_entry(deploy_spec, backend, request).get("evaluation")
     if not base:
         pytest.skip(f"the baseline has no evaluation for {deploy_spec.name}/{backend}")
@@ -289,21 +326,41 @@ def test_gate_accuracy(deploy_spec, deploy_state, backend, request):
                     pytrace=False)
 
 
+def _session_latency(state, backend) -> dict:
+    """This session's latency of ``backend``: test_latency's when it ran, else measured here the same way
+    (same runner, prepared inputs, warm-up and rounds; perf_counter around each call) and recorded in the
+    session's results, so a gate test run alone compares a number it measured itself."""
+    measured = state.store.specs.get(state.spec.name, {}).get("backends", {}).get(str(backend), {})
+    if measured.get("latency_ms"):
+        return measured["latency_ms"]
+    _, _, call, rounds = _warmed_call(state, backend)
+    latency = latency_stats_ms(timings(call, rounds))
+    state.store.set_latency(state.spec.name, str(backend), latency)
+    return latency
+
+
 def test_gate_latency(deploy_spec, deploy_state, backend, request):
-    """This run's latency percentiles (measured by test_latency) vs the baseline's."""
+    """This run's latency percentiles vs the baseline's (measured here when test_latency did not run)."""
+    from pytest_autoware_deploy.plugin import baseline_machine_differences
+
     base = _baseline_entry(deploy_spec, backend, request).get("latency_ms")
     if not base:
         pytest.skip(f"the baseline has no latency for {deploy_spec.name}/{backend}")
-    current = deploy_state.store.specs.get(deploy_spec.name, {}).get("backends", {}).get(str(backend), {}) \
-        .get("latency_ms")
-    if not current:
-        pytest.skip(f"no latency measured for {deploy_spec.name}/{backend} in this run (test_latency deselected, "
-                    "failed, or pytest-benchmark disabled): nothing to gate")
     gate = deploy_spec.cfg["gate"]
+    if not gate["latency_percentiles"]:
+        pytest.skip("gate.latency_percentiles=[] in the spec: latency is not gated")
+    if request.config.getoption("deploy_baseline_same_machine"):
+        diffs = baseline_machine_differences(request.config)
+        if diffs:
+            pytest.fail(f"{deploy_spec.name}, backend {backend}: the baseline "
+                        f"{request.config.getoption('deploy_baseline')} was not measured on this machine "
+                        "(--deploy-baseline-same-machine): " + "; ".join(diffs), pytrace=False)
+    current = _session_latency(deploy_state, backend)
     tolerance = request.config.getoption("deploy_latency_tolerance")
     tolerance = gate["latency_tolerance_pct"] if tolerance is None else tolerance
-    breaches = latency_breaches(base, current, tolerance, gate["latency_min_delta_ms"],
-                                gate["latency_percentiles"])
+    with user_errors():
+        breaches = latency_breaches(base, current, tolerance, gate["latency_min_delta_ms"],
+                                    gate["latency_percentiles"])
     if breaches:
         pytest.fail(f"{deploy_spec.name}, backend {backend}: latency regressed vs baseline: "
                     + "; ".join(map(str, breaches)), pytrace=False)

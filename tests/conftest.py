@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 # Import the native-extension libraries once, up front: pytester's in-process runs restore
 # sys.modules afterwards, and re-importing onnx's nanobind extension in the same process breaks it.
@@ -15,6 +17,23 @@ import onnx.shape_inference  # noqa: F401
 import onnxruntime  # noqa: F401
 import torch  # noqa: F401
 import matplotlib.pyplot  # noqa: F401
+
+# Hypothesis profiles. CI runs derandomized (examples seeded from each test's source, no example database,
+# no deadline on a loaded 2-core runner), so a CI result is reproducible: the same commit and lock give the
+# same examples. Locally the `dev` profile keeps exploring at random and replays failures from .hypothesis/.
+# Reproduce CI locally with `CI=true make test` or `pytest --hypothesis-profile=ci`.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", parent=settings.get_profile("default"))
+
+
+def hypothesis_profile(environ) -> str:
+    """``ci`` when ``CI=true`` (GitHub Actions and `.ci/run` set it), else ``dev``. Hypothesis's own CI detection
+    would pick its built-in ``ci`` profile for any ``CI`` value, ``CI=false`` included; this rule is explicit."""
+    return "ci" if environ.get("CI", "").strip().lower() in ("true", "1") else "dev"
+
+
+settings.load_profile(hypothesis_profile(os.environ))
 
 TINY_MODULE = '''
 import numpy as np

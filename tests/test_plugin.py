@@ -196,7 +196,7 @@ def test_user_tests_use_public_fixtures(pytester, tiny_spec):
 def test_tensorrt_requests_are_visible_skips(pytester, tiny_spec):
     result = run(pytester, f"--deploy-config={tiny_spec}", "--deploy-cfg-options", "export.mode=both",
                  "--deploy-backends=pytorch,tensorrt", "-rs", "--benchmark-disable")
-    result.stdout.fnmatch_lines(["*SKIPPED*TensorRT is not installed here (no 'tensorrt' module)*"])
+    result.stdout.fnmatch_lines(["*SKIPPED*TensorRT is not installed here (no 'tensorrt' module*"])
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == 0 and outcomes["skipped"] >= 3  # export, verification, accuracy
 
@@ -214,3 +214,156 @@ def test_cuda_backends_carry_the_gpu_marker(pytester, tiny_spec):
     text = result.stdout.str()
     assert "test_accuracy[tiny-onnx-cuda0]" in text
     assert "test_accuracy[tiny-pytorch]" not in text
+
+
+def _no_tensorrt(monkeypatch):
+    """TensorRT unimportable whatever this machine has: its backend is asked for but cannot run here."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+
+
+NO_TRT = "TensorRT is not installed here (no 'tensorrt' module"
+
+
+def test_strict_mode_fails_what_cannot_run_here_with_the_same_reason(pytester, tiny_spec, monkeypatch):
+    """A CI gate cannot tell a skip from a pass: under --deploy-strict a backend asked for that cannot run here
+    fails with the skip's own reason; a deliberate skip (--benchmark-disable) stays a skip."""
+    _no_tensorrt(monkeypatch)
+    args = [f"--deploy-config={tiny_spec}", "--deploy-backends=pytorch,tensorrt", "--deploy-cfg-options",
+            "export.mode=both", "-k", "not throughput", "--benchmark-disable", "-rfs"]
+    lenient = run(pytester, *args)
+    lenient.assert_outcomes(passed=2, skipped=8, deselected=4)
+    strict = run(pytester, *args, "--deploy-strict")
+    # export_tensorrt, 4 verification cases, accuracy and latency of tensorrt: 7 skips -> failures
+    strict.assert_outcomes(passed=2, failed=7, skipped=1, deselected=4)
+    strict.stdout.fnmatch_lines(["*_ test_accuracy[[]tiny-tensorrt[]] _*", f"{NO_TRT}*: no engine was built from *",
+                                 "(--deploy-strict: something asked for that cannot run here is a failure, "
+                                 "not a skip)"])
+    strict.stdout.fnmatch_lines(["FAILED tiny.py::test_export_tensorrt[[]tiny-auto[]] - Failed: TensorRT*",
+                                 "FAILED tiny.py::test_latency[[]tiny-tensorrt[]] - Failed: TensorRT*",
+                                 "SKIPPED*pytest-benchmark is disabled (--benchmark-disable)*"])
+
+
+def test_strict_spec_key_covers_the_users_own_tests(pytester, tmp_path, monkeypatch):
+    _no_tensorrt(monkeypatch)
+    spec = write_tiny_spec(tmp_path / "p", extra="strict = True")
+    other = write_tiny_spec(tmp_path / "q", name="lenient")
+    pytester.makepyfile(test_mine='''
+        def test_tensorrt_runs(deploy_runner, deploy_samples):
+            deploy_runner("tensorrt").infer(deploy_samples[0]["inputs"])
+    ''')
+    result = run(pytester, f"--deploy-config={spec}", f"--deploy-config={other}", "test_mine.py", "-k",
+                 "test_mine", "-rfs")
+    result.assert_outcomes(failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*_ test_tensorrt_runs[[]tiny[]] _*", f"{NO_TRT}*",
+                                 "(strict=True in the spec: something asked for that cannot run here is a failure, "
+                                 "not a skip)"])
+    result.stdout.fnmatch_lines(["FAILED test_mine.py::test_tensorrt_runs[[]tiny[]] - Failed: TensorRT*",
+                                 f"SKIPPED*{NO_TRT}*"])
+
+
+def _onnx_classes(path):
+    import onnx
+
+    return onnx.load(str(path)).graph.output[0].type.tensor_type.shape.dim[1].dim_value
+
+
+def test_two_spec_folders_with_the_same_module_name_export_their_own_models(pytester, tmp_path):
+    """Each folder ships its own tinymodel.py; the second used to get the first's model, silently."""
+    from .conftest import TINY_MODULE
+
+    a = write_tiny_spec(tmp_path / "a", name="alpha")
+    b = write_tiny_spec(tmp_path / "b", name="beta")
+    (tmp_path / "b" / "tinymodel.py").write_text(
+        TINY_MODULE.replace("return Tiny(**kwargs).eval()", "return Tiny(classes=5, **kwargs).eval()"))
+    run(pytester, f"--deploy-config={a}", f"--deploy-config={b}", "-k", "export_onnx") \
+        .assert_outcomes(passed=2, deselected=24)
+    assert _onnx_classes(tmp_path / "a" / "out" / "model.onnx") == 3
+    assert _onnx_classes(tmp_path / "b" / "out" / "model.onnx") == 5
+
+
+def _report(spec):
+    return json.loads((spec.parent / "out" / "deploy_report.json").read_text())["specs"]["tiny"]
+
+
+def test_editing_a_helper_module_exports_again(pytester, tmp_path):
+    """The model's math lives in a helper two imports away from the model class's file: an edit there
+    is a new export, not a stale ONNX that then fails verification as if the export were wrong."""
+    from .projects import set_scale, write_helper_spec
+
+    spec = write_helper_spec(tmp_path / "p", scale="2.0")
+    args = [f"--deploy-config={spec}", "-k", "export_onnx or verification"]
+    run(pytester, *args).assert_outcomes(passed=5, deselected=8)
+    assert _report(spec)["onnx_rebuilt"] is True
+    run(pytester, *args).assert_outcomes(passed=5, deselected=8)
+    assert _report(spec)["onnx_rebuilt"] is False  # nothing changed: the cached export serves
+    set_scale(tmp_path / "p", "3.25")
+    run(pytester, *args).assert_outcomes(passed=5, deselected=8)
+    assert _report(spec)["onnx_rebuilt"] is True
+
+
+def _with_two_inputs(directory, input_names):
+    """The tiny project whose samples carry 'image' and 'mask' while Tiny.forward takes one tensor."""
+    from .conftest import TINY_MODULE
+
+    spec = write_tiny_spec(directory, extra=f"onnx_config = dict(input_names={input_names!r}, "
+                                            "output_names=['logits'])")
+    module = TINY_MODULE.replace('inputs={"image": x}', 'inputs={"image": x, "mask": x}')
+    (directory / "tinymodel.py").write_text(module)
+    return spec
+
+
+def test_input_names_that_do_not_fit_forward_are_one_clear_error(pytester, tmp_path):
+    spec = _with_two_inputs(tmp_path / "p", ["image", "mask"])
+    result = run(pytester, f"--deploy-config={spec}", "-rN")
+    result.assert_outcomes(failed=8, errors=1)  # every test needs the model (export_onnx: in its fixture)
+    text = result.stdout.str()
+    message = (f"{spec}: onnx_config.input_names: ['image', 'mask'] do not fit Tiny.forward(x): 2 input(s) for "
+               "1 positional parameter(s): ['mask'] too many")
+    assert text.count(message) == 9  # once per test, not chained twice, no torch traceback
+    assert "Traceback" not in text and "TypeError" not in text and "torch/" not in text
+
+
+def test_a_pipeline_stage_whose_names_do_not_fit_is_one_clear_error(pytester, tmp_path):
+    from .conftest import write_pipeline_spec
+
+    spec = write_pipeline_spec(tmp_path / "p", extra="""
+        pipeline = dict(host='tinypipe:Host', kwargs=dict(grid=4), stages=[
+            dict(name='encoder', module='encoder', input_names=['items', 'counts'], output_names=['features']),
+            dict(name='head', module='head', input_names=['grid'], output_names=['logits'])])
+    """)
+    result = run(pytester, f"--deploy-config={spec}", "-k", "stage_export", "-rN")
+    result.assert_outcomes(failed=2, deselected=14)
+    text = result.stdout.str()
+    assert text.count("pipeline.stages[0].input_names: ['items', 'counts'] do not fit Encoder.forward(items): "
+                      "2 input(s) for 1 positional parameter(s): ['counts'] too many") == 2
+    assert "Traceback" not in text
+
+
+BAKED_BATCH = "model = dict(builder='tinymodel:build', kwargs=dict(width=8, bake_batch=True))"
+
+
+def test_exporter_warnings_are_surfaced_and_kept_with_the_cached_export(pytester, tmp_path):
+    """A baked batch size shows as a TracerWarning: a warning in test_export_onnx and the report, on a warm
+    run too (the export is reused, its warnings were recorded with it); export.fail_on_warnings fails."""
+    spec = write_tiny_spec(tmp_path / "p", extra=BAKED_BATCH)
+    args = [f"--deploy-config={spec}", "-k", "export_onnx or test_accuracy"]  # a report needs a backend's result
+    for rebuilt in (True, False):
+        result = run(pytester, *args)
+        result.assert_outcomes(passed=3, deselected=10, warnings=1)
+        result.stdout.fnmatch_lines(["*OnnxExportWarning: tiny: ONNX exporter: TracerWarning at "
+                                     f"{tmp_path / 'p' / 'tinymodel.py'}:*: Converting a tensor to a Python integer*"])
+        report = _report(spec)
+        assert report["onnx_rebuilt"] is rebuilt
+        assert [w["category"] for w in report["export_warnings"]] == ["TracerWarning"]
+    strict = run(pytester, *args, "--deploy-cfg-options", "export.fail_on_warnings=True")
+    strict.assert_outcomes(passed=2, failed=1, deselected=10)
+    strict.stdout.fnmatch_lines(["tiny: the ONNX exporter warned 1 time(s) about the model "
+                                 "(export.fail_on_warnings=True):", "  TracerWarning at *tinymodel.py:*"])
+
+
+def test_a_clean_export_warns_nothing(pytester, tiny_spec):
+    run(pytester, f"--deploy-config={tiny_spec}", "-k", "export_onnx or test_accuracy", "-W", "error::UserWarning") \
+        .assert_outcomes(passed=3, deselected=10)
+    assert _report(tiny_spec)["export_warnings"] == []

@@ -21,7 +21,11 @@ pipeline = dict(
         # AWML CenterPointONNX.save_onnx: pts_voxel_encoder.onnx (input_features -> pillar_features (V, 1, C))
         dict(name='pts_voxel_encoder', module='pts_voxel_encoder',
              input_names=['input_features'], output_names=['pillar_features'],
-             dynamic_axes={'input_features': {0: 'num_voxels'}, 'pillar_features': {0: 'num_voxels'}}),
+             dynamic_axes={'input_features': {0: 'num_voxels'}, 'pillar_features': {0: 'num_voxels'}},
+             # TensorRT's profile for the dynamic voxel axis (demo: 20 points x 10 features, up to max_voxels
+             # 30000, ~4.5k voxels a frame); centerpoint_full.py declares its own stages
+             model_inputs=[dict(name='input_features', min_shape=[1, 20, 10], opt_shape=[5000, 20, 10],
+                                max_shape=[30000, 20, 10], dtype='float32')]),
         # ... and pts_backbone_neck_head.onnx (spatial_features -> the six raw head maps)
         dict(name='pts_backbone_neck_head', module='pts_backbone_neck_head',
              input_names=['spatial_features'], output_names=['heatmap', 'reg', 'height', 'dim', 'rot', 'vel'],

@@ -1,11 +1,19 @@
-"""ONNX Runtime runner: CPU or CUDA execution provider, inputs checked against the graph first."""
+"""ONNX Runtime runner: CPU or CUDA execution provider; its input metadata is the graph's (names, element
+types, dims with ``dim_param`` names for dynamic axes), which ``Runner`` checks every feed against."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ArtifactError, BackendUnavailable, InferenceError
+from ..errors import ArtifactError, BackendUnavailable
 from .base import Runner
+from .inputs import TensorMeta
+
+# ONNX Runtime's type strings -> numpy dtypes; a type numpy lacks (bfloat16, string) is left to the runtime
+ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+              "tensor(int8)": "int8", "tensor(int16)": "int16", "tensor(int32)": "int32", "tensor(int64)": "int64",
+              "tensor(uint8)": "uint8", "tensor(uint16)": "uint16", "tensor(uint32)": "uint32",
+              "tensor(uint64)": "uint64", "tensor(bool)": "bool"}
 
 
 def providers_for(device: str, tf32=None):
@@ -48,33 +56,25 @@ class OnnxRuntimeRunner(Runner):
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def check_feed(self, feed):
-        """One clear error for a missing input or a shape the graph cannot take (fixed dims differ)."""
-        for name, meta in self.inputs.items():
-            if name not in feed:
-                raise InferenceError(f"{self.path}: input '{name}' missing from feed (got {sorted(feed)})")
-            shape = np.shape(feed[name])
-            dims = meta.shape
-            if len(shape) != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims, shape)):
-                raise InferenceError(f"{self.path}: input '{name}' has shape {tuple(shape)}, graph expects "
-                                     f"{dims} (strings are dynamic axes)")
+    def _input_metadata(self):
+        return [TensorMeta.of(i.name, ORT_DTYPES.get(i.type), i.shape) for i in self.inputs.values()]
+
+    def describe(self):
+        return f"{self.name} ({self.path})"
 
     def _infer(self, feed):
-        self.check_feed(feed)
         outs = self.session.run(self.output_names, {n: feed[n] for n in self.inputs})
         return dict(zip(self.output_names, outs))
 
-    def prepare(self, feed):
+    def _prepare(self, feed):
         """On CUDA: IOBinding with inputs and outputs resident on the device, so the timed call is
         the session's compute only (host copies are timed separately, end to end). On CPU: run()."""
-        self.check_feed(feed)
         if not self.device.startswith("cuda"):
             run, names, bound = self.session.run, self.output_names, {n: feed[n] for n in self.inputs}
             return lambda: run(names, bound)
         return self._bound(feed)["compute"]
 
-    def phases(self, feed):
-        self.check_feed(feed)
+    def _phases(self, feed):
         return self._bound(feed) if self.device.startswith("cuda") else None
 
     def _bound(self, feed) -> dict:

@@ -1,32 +1,48 @@
-"""PyTorch reference runner (CPU or CUDA), eager, ``torch.inference_mode``."""
+"""PyTorch reference runner (CPU or CUDA), eager, ``torch.inference_mode``.
+
+The runner never moves the module it is given: on another device it runs a copy of its own
+(``model_on_device``), so ``pytorch`` and ``pytorch@cuda:0`` in one session each keep their weights
+where they belong, and the CPU reference stays the CPU reference.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .base import Runner
+from .inputs import TensorMeta
 
 
 class PyTorchRunner(Runner):
-    def __init__(self, model, input_names, output_names, device="cpu"):
+    def __init__(self, model, input_names, output_names, device="cpu", input_metadata=None):
+        """``input_metadata``: TensorMeta per input (the spec's declarations); None: names only, any dtype/shape."""
         super().__init__()
-        self.model = model
+        self.source = model      # as given: read, never moved
+        self.model = model       # what runs: ``source`` itself, or its copy on ``device`` once active
         self.input_names = list(input_names)
         self.output_names = list(output_names)
         self.device = device
         self.name = f"pytorch@{device}"
+        self._declared = input_metadata
 
     def _activate(self):
         import torch
 
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            from ..errors import BackendUnavailable
-            raise BackendUnavailable(f"pytorch on {self.device}: torch has no CUDA device here")
+        from ..export.pytorch_model import model_on_device
+
+        model = model_on_device(self.source, self.device)  # BackendUnavailable where torch has no such device
         if self.device.startswith("cuda"):
             # the reference computes in true fp32: TF32 is a precision policy of the backends under test
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
-        self.model.to(self.device).eval()
+        self.model = model.eval()
+
+    def _input_metadata(self):
+        declared = {m.name: m for m in self._declared or ()}
+        return [declared.get(n) or TensorMeta(n) for n in self.input_names]
+
+    def _deactivate(self):
+        self.model = self.source  # a device copy is freed with the runner's last reference to it
 
     def _to_outputs(self, result):
         import torch
@@ -55,11 +71,11 @@ class PyTorchRunner(Runner):
         outs = self._run(self._tensors(feed))
         return {n: o.detach().float().cpu().numpy() for n, o in zip(self.output_names, outs)}
 
-    def prepare(self, feed):
+    def _prepare(self, feed):
         tensors = self._tensors(feed)
         return lambda: self._run(tensors)
 
-    def phases(self, feed):
+    def _phases(self, feed):
         if not self.device.startswith("cuda"):
             return None
         import torch

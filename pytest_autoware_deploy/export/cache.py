@@ -54,10 +54,17 @@ def atomic_write_text(final: Path, text: str):
     atomic_write_bytes(final, text.encode())
 
 
+def read_meta(artifact: Path) -> dict:
+    """The ``meta.json`` written beside a cached artifact (what its build recorded), read only."""
+    return json.loads((Path(artifact).parent / "meta.json").read_text())
+
+
 class ArtifactCache:
     """``<root>/<kind>/<key>/`` directories, each complete once its ``meta.json`` exists.
 
-    Builders run under a file lock so concurrent sessions (pytest-xdist workers) export once.
+    Builders run under a file lock so concurrent sessions (pytest-xdist workers) export once. A
+    complete entry is served without the lock: taking it rewrites the ``.lock`` file, and a warm run
+    must only read (a read-only cache, shared or mounted, still serves; nothing's mtime moves).
     """
 
     def __init__(self, root: Path):
@@ -67,13 +74,19 @@ class ArtifactCache:
         return self.root / kind / key[:24]
 
     def get_or_build(self, kind: str, key: str, filename: str, build, meta: dict, rebuild=False):
-        """Return (path, built): ``build(tmp_path)`` writes the artifact when no complete entry exists."""
+        """Return (path, built): ``build(tmp_path)`` writes the artifact when no complete entry exists.
+
+        ``meta`` is written to ``meta.json`` after the build, so ``build`` may add to it (what the build
+        observed); ``read_meta(path)`` gives it back on a later hit.
+        """
         entry = self.entry(kind, key)
         target = entry / filename
         done = entry / "meta.json"
+        if not rebuild and done.is_file() and target.is_file():  # meta.json is written last: complete
+            return target, False
         entry.mkdir(parents=True, exist_ok=True)
         with FileLock(str(entry / ".lock")):
-            if done.is_file() and target.is_file() and not rebuild:
+            if done.is_file() and target.is_file() and not rebuild:  # another process built it meanwhile
                 return target, False
             if done.exists():
                 done.unlink()

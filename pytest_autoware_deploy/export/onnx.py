@@ -1,17 +1,27 @@
-"""PyTorch -> ONNX export (cached by content hash) and the checks an exported graph must pass."""
+"""PyTorch -> ONNX export (cached by content hash) and the checks an exported graph must pass.
+
+The exporter's warnings are kept, not swallowed: a ``TracerWarning`` is the cheapest sign of a batch
+size baked into the graph or a Python branch traced one way. They are recorded with the export in
+the cache, so a warm run that reuses the export still reports what that export said.
+"""
 
 from __future__ import annotations
 
 import shutil
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
 from ..errors import ArtifactError
 from ..progress import status
-from .cache import ArtifactCache, atomic_path, content_key, file_digest
-from .pytorch_model import model_source_digests
+from .cache import ArtifactCache, atomic_path, content_key, file_digest, read_meta
+from .pytorch_model import export_device, model_on_device
+from .signature import check_forward_inputs
+from .sources import export_sources
+
+# warnings about the exporter's own API (legacy TorchScript exporter deprecated, ...), not about the model
+_API_NOTICES = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 
 
 @dataclass
@@ -20,6 +30,16 @@ class OnnxArtifact:
     published: Path     # ``<work_dir>/<onnx_config.save_file>``: where users expect it
     key: str
     built: bool
+    warnings: list = field(default_factory=list)  # what the exporter warned: dict(category, message, where)
+
+
+class OnnxExportWarning(UserWarning):
+    """The ONNX exporter warned about the model (``test_export_onnx`` re-raises each; ``export.fail_on_warnings``
+    turns them into a failure)."""
+
+
+def describe_warning(w: dict) -> str:
+    return f"{w['category']} at {w['where']}: {w['message']}" if w.get("where") else f"{w['category']}: {w['message']}"
 
 
 def export_key(spec, model, example_inputs) -> str:
@@ -30,39 +50,44 @@ def export_key(spec, model, example_inputs) -> str:
     return content_key({
         "model": {k: mcfg[k] for k in ("builder", "kwargs", "checkpoint_key")},
         "checkpoint": file_digest(mcfg["checkpoint"]) if mcfg["checkpoint"] else None,
-        "sources": model_source_digests(model, mcfg["builder"]),
+        "sources": export_sources(spec, model),  # the model's and builder's files and the project code they import
+        "meta_format": 2,  # meta.json records the exporter's warnings (older entries do not)
         "onnx_config": spec.cfg["onnx_config"],
         "example_shapes": {k: list(v.shape) for k, v in example_inputs.items()},
+        "export_device": export_device(spec).partition(":")[0],  # cuda:1 exports what cuda:0 does
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "plugin": __version__},
     })
 
 
 def export_onnx(spec, model, example_inputs, rebuild=False) -> OnnxArtifact:
     """Export ``model`` at ``example_inputs`` unless an identical export is cached."""
+    check_forward_inputs(model, spec)
     key = export_key(spec, model, example_inputs)
     cache = ArtifactCache(spec.artifact_dir() / "cache")
     ocfg = spec.cfg["onnx_config"]
+    meta = {"spec": str(spec.file), "device": export_device(spec), "warnings": []}
 
     def build(tmp: Path):
         with status(f"exporting {spec.name} to ONNX (opset {ocfg['opset_version']})"):
-            _torch_export(model, example_inputs, tmp, ocfg)
+            meta["warnings"] = _torch_export(model, example_inputs, tmp, ocfg, export_device(spec))
 
-    path, built = cache.get_or_build("onnx", key, "model.onnx", build, meta={"spec": str(spec.file)},
-                                     rebuild=rebuild)
+    path, built = cache.get_or_build("onnx", key, "model.onnx", build, meta=meta, rebuild=rebuild)
+    found = meta["warnings"] if built else read_meta(path).get("warnings", [])
     published = spec.work_dir / ocfg["save_file"]
     if built or not published.is_file() or file_digest(published) != file_digest(path):
         with atomic_path(published) as tmp:
             shutil.copyfile(path, tmp)
-    return OnnxArtifact(path, published, key, built)
+    return OnnxArtifact(path, published, key, built, found)
 
 
-def _torch_export(model, example_inputs, path, ocfg):
+def _torch_export(model, example_inputs, path, ocfg, device="cpu") -> list[dict]:
+    """Run torch.onnx.export; returns the warnings it raised about the model (see ``exporter_warnings``)."""
     import torch
 
-    device = next(iter(model.parameters()), torch.zeros(0)).device  # the pytorch runner may have moved it
+    model = model_on_device(model, device, "ONNX export (export.device)")  # a copy off the CPU: never moved
     args = tuple(torch.from_numpy(example_inputs[n]).to(device) for n in ocfg["input_names"])
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         torch.onnx.export(
             model, args, str(path),
             input_names=ocfg["input_names"], output_names=ocfg["output_names"],
@@ -70,6 +95,22 @@ def _torch_export(model, example_inputs, path, ocfg):
             export_params=ocfg["export_params"], dynamic_axes=ocfg["dynamic_axes"],
             keep_initializers_as_inputs=ocfg["keep_initializers_as_inputs"], dynamo=ocfg["dynamo"],
         )
+    return exporter_warnings(caught)
+
+
+def exporter_warnings(caught) -> list[dict]:
+    """The recorded warnings that concern the model, once each: category, message and the line that caused
+    it (for a TracerWarning, the model's own source line); notices about the exporter's API are dropped."""
+    out, seen = [], set()
+    for w in caught:
+        if issubclass(w.category, _API_NOTICES):
+            continue
+        entry = {"category": w.category.__name__, "message": str(w.message).strip(),
+                 "where": f"{w.filename}:{w.lineno}" if w.filename else ""}
+        if tuple(entry.values()) not in seen:
+            seen.add(tuple(entry.values()))
+            out.append(entry)
+    return out
 
 
 def load_onnx(path):

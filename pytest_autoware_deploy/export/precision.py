@@ -7,8 +7,9 @@
   fp32 values leave the fp16 range on calibration data; the converter hands a kept node's output
   to the next node through an fp16 Cast even when that node is kept too, so those fp32->fp16->fp32
   round trips are then removed (a value of 1e5 would otherwise become inf between two fp32 nodes)
-- ``int8``: ONNX Runtime static quantization to explicit Q/DQ (per-channel weights, symmetric
-  by default since TensorRT needs it), calibrated on the spec's own samples
+- ``int8``: ONNX Runtime static quantization to explicit Q/DQ (per-channel weights, signed and
+  symmetric by default since TensorRT needs it), calibrated on the spec's own samples; weights are
+  7-bit (``reduce_range``) whenever ONNX Runtime's CPU EP runs the graph (see :func:`int8_settings`)
 
 Each derived graph is an artifact of its own, cached like the base export under a key that
 includes the base graph's digest, the policy settings and the calibration inputs.
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArtifactError, SpecError
+from ..machine import cpu_info
 from ..progress import status
 from .cache import ArtifactCache, content_key, file_digest
 
@@ -94,10 +96,13 @@ def derive(spec, base_onnx: Path, policy: str, samples, rebuild=False) -> Policy
     if policy in GRAPH_UNCHANGED:
         return PolicyArtifact(policy, Path(base_onnx), "base", False, {})
     settings = spec.cfg["precision"][policy]
+    if policy == "int8":
+        settings, why = int8_settings(spec)
     calib_idx = _calibration_indices(settings, policy, len(samples))
     key = content_key({"base": file_digest(base_onnx), "policy": policy, "settings": settings,
                        "data": spec.cfg["data"], "info_pkl_digest": _maybe_digest(spec.cfg["runtime_io"]["info_pkl"]),
-                       "calibration": calib_idx, "versions": _versions(), "upstream": _upstream(spec)})
+                       "calibration": calib_idx, "versions": _versions(), "upstream": _upstream(spec),
+                       "quantizer_options": INT8_QUANTIZER_OPTIONS if policy == "int8" else None})
     cache = ArtifactCache(spec.artifact_dir() / "cache")
     info: dict = {}
 
@@ -115,6 +120,8 @@ def derive(spec, base_onnx: Path, policy: str, samples, rebuild=False) -> Policy
         info_file.write_text(json.dumps(info, indent=2))
     elif info_file.is_file():
         info = json.loads(info_file.read_text())
+    if policy == "int8":  # why these settings: from this run's backends, which the cached graph does not know
+        info = {**info, **why}
     return PolicyArtifact(policy, path, key, built, info)
 
 
@@ -124,12 +131,11 @@ def _upstream(spec):
     stage = spec.cfg.get("stage")
     if not stage:
         return None
-    import sys
+    from .sources import callable_sources  # the host's file and the project code it imports
 
-    host_module = sys.modules.get((stage["host"] or "").partition(":")[0])
     return {"checkpoint": _maybe_digest(spec.cfg["model"]["checkpoint"]), "host": stage["host"],
             "host_kwargs": stage["host_kwargs"],
-            "host_source": _maybe_digest(getattr(host_module, "__file__", None))}
+            "host_source": callable_sources(stage["host"], spec, "pipeline.host") if stage["host"] else None}
 
 
 def _maybe_digest(path):
@@ -265,19 +271,102 @@ class _SampleReader:
         pass
 
 
+# ONNX Runtime's x86 CPU kernels without VNNI/AMX (AVX2, AVX-512 without VNNI) multiply u8 activations by s8
+# weights with VPMADDUBSW, which sums each pair of products into a *saturating* int16; s8 activations are
+# shifted to u8 first. One pair reaches 2 * 255 * |w|max: 64770 with 8-bit weights (|w| <= 127), 32640 with
+# 7-bit ones (|w| <= 64), under the int16 limit 32767. ORT documents the saturation and names reduce_range or
+# U8U8 as the cures ("When and why do I need to try U8U8?", onnxruntime.ai quantization docs; quantize_static's
+# docstring: "x86/x64 CPU without VNNI ... set reduce_range=True"). VNNI (vpdpbusd), AMX, ARM, the CUDA EP and
+# TensorRT accumulate in int32 and never saturate. Symmetric s8 activations are the worst case: after the shift
+# every post-ReLU value is >= 128, and the bundled spec's int8 accuracy fell from 0.985 to 0.555 on an AVX2 EPYC.
+INT8_PAIR_LIMIT = 2 ** 15 - 1
+# Biases stay float: ONNX Runtime's default int32 bias + DequantizeLinear is a graph no TensorRT parses ("input has
+# type Int32 but must have type FP8, FP4, Int4, Int8, or UInt8", TensorRT-RTX 1.7); ORT's QLinearConv fusion
+# quantizes a float bias itself (same outputs, measured on the MobileNetV2 demo). In the cache key.
+INT8_QUANTIZER_OPTIONS = {"QuantizeBias": False}
+
+
+def int8_targets(spec) -> list[str]:
+    """Where this spec runs its int8 graph: ``onnxruntime-cpu``/``onnxruntime-cuda`` for each ``onnx:int8``
+    backend by its device, ``tensorrt`` for ``tensorrt:int8`` or an engine build of the int8 policy."""
+    targets = set()
+    for b in spec.backends:
+        if b.policy != "int8":
+            continue
+        if b.base == "tensorrt":
+            targets.add("tensorrt")
+        elif b.base == "onnx":
+            on_gpu = str(b.device or spec.device or "cpu").startswith("cuda")
+            targets.add("onnxruntime-cuda" if on_gpu else "onnxruntime-cpu")
+    precision = spec.cfg["precision"]
+    policies = precision["policies"] or [spec.cfg["backend_config"]["common_config"]["precision_policy"]]
+    if spec.cfg["export"]["mode"] in ("trt", "both") and "int8" in policies:
+        targets.add("tensorrt")
+    return sorted(targets)
+
+
+def int8_settings(spec) -> tuple[dict, dict]:
+    """The quantizer settings for this spec (``precision.int8`` with ``reduce_range`` resolved) and why.
+
+    One int8 graph serves every backend of the spec (TensorRT builds its engine from it too), so the defaults
+    follow the consumers: signed symmetric int8 activations and weights (all TensorRT accepts: zero point 0,
+    INT8 only), and 7-bit weights (``reduce_range``) when ONNX Runtime's CPU EP runs the graph, or when no
+    backend says where it runs: the same graph then holds on every x86 CPU, with or without VNNI, and gives
+    the same numbers on both. Only TensorRT/CUDA consumers get full 8-bit weights. Which CPU this process
+    runs on never changes the graph: an artifact built on a VNNI host stays right on an AVX2 host.
+    """
+    raw = dict(spec.cfg["precision"]["int8"])
+    targets = int8_targets(spec)
+    key = "precision.int8"
+    if raw["weight_type"] == "uint8" and raw["activation_type"] != "uint8":
+        raise SpecError(spec.file, f"{key}.weight_type", "uint8 weights need uint8 activations (ONNX Runtime "
+                        "has U8U8, U8S8 and S8S8 kernels, no S8U8): set activation_type='uint8' or weight_type='int8'")
+    if "tensorrt" in targets:
+        for name, bad in (("activation_type", raw["activation_type"] != "int8"),
+                          ("weight_type", raw["weight_type"] != "int8"), ("symmetric", not raw["symmetric"])):
+            if bad:
+                raise SpecError(spec.file, f"{key}.{name}", f"{raw[name]!r}: TensorRT builds int8 engines only "
+                                "from signed symmetric Q/DQ (int8, zero point 0), and this spec's int8 graph is "
+                                "built by TensorRT too; use activation_type='int8', weight_type='int8', "
+                                "symmetric=True, or drop the tensorrt int8 backend/engine")
+    if raw["reduce_range"] is None:
+        cpu = "onnxruntime-cpu" in targets or not targets
+        raw["reduce_range"] = cpu
+        reason = ("default: ONNX Runtime's CPU EP runs this graph, 7-bit weights cannot saturate its int16 "
+                  "pair sums on x86 CPUs without VNNI" if "onnxruntime-cpu" in targets else
+                  "default: no backend declares where the graph runs, 7-bit weights hold on every CPU" if cpu else
+                  "default: only TensorRT/CUDA run this graph (int32 accumulation), full 8-bit weights")
+    else:
+        reason = "set in the spec"
+    cpu = cpu_info()  # the CPU of this run (never part of the key): whether ORT's kernels here use VPMADDUBSW
+    return raw, {"targets": targets, "reduce_range_reason": reason,
+                 "cpu": {"model": cpu["model"], "int8_kernel": cpu["int8_kernel"]}}
+
+
+def int8_pair_sum_bound(settings) -> int | None:
+    """Largest |u8*w + u8*w| ONNX Runtime's non-VNNI x86 kernels (VPMADDUBSW) can meet with these settings;
+    None where they do not use that instruction (uint8 weights run the U8U8 kernel, which widens to int16 first)."""
+    if settings["weight_type"] == "uint8":
+        return None
+    return 2 * 255 * (64 if settings["reduce_range"] else 127)
+
+
 def _to_int8(spec, base_onnx, out_path, settings, samples, calib_idx) -> dict:
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    qtype = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
     feeds = _feeds(samples, calib_idx)
     reader = type("SpecCalibrationReader", (_SampleReader, CalibrationDataReader), {})(feeds)
     pre = Path(out_path).with_name(Path(out_path).name + ".pre.onnx")
     try:
         quant_pre_process(str(base_onnx), str(pre), skip_symbolic_shape=True)
-        extra = {"ActivationSymmetric": settings["symmetric"], "WeightSymmetric": settings["symmetric"]}
+        extra = {"ActivationSymmetric": settings["symmetric"], "WeightSymmetric": settings["symmetric"],
+                 **INT8_QUANTIZER_OPTIONS}
         quantize_static(str(pre), str(out_path), reader, quant_format=QuantFormat.QDQ,
-                        per_channel=settings["per_channel"], activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8, op_types_to_quantize=settings["op_types_to_quantize"],
+                        per_channel=settings["per_channel"], reduce_range=settings["reduce_range"],
+                        activation_type=qtype[settings["activation_type"]], weight_type=qtype[settings["weight_type"]],
+                        op_types_to_quantize=settings["op_types_to_quantize"],
                         calibrate_method=getattr(CalibrationMethod, settings["calibrate_method"]),
                         extra_options=extra)
     except Exception as exc:
@@ -286,6 +375,10 @@ def _to_int8(spec, base_onnx, out_path, settings, samples, calib_idx) -> dict:
     finally:
         if pre.exists():
             pre.unlink()
+    bound = int8_pair_sum_bound(settings)
     return {"quantizer": "onnxruntime.quantization.quantize_static", "format": "QDQ",
             "calibration_samples": len(calib_idx), "calibrate_method": settings["calibrate_method"],
-            "per_channel": settings["per_channel"], "symmetric": settings["symmetric"]}
+            "per_channel": settings["per_channel"], "symmetric": settings["symmetric"],
+            "activation_type": settings["activation_type"], "weight_type": settings["weight_type"],
+            "reduce_range": settings["reduce_range"], "weight_bits": 7 if settings["reduce_range"] else 8,
+            "avx2_pair_sum_bound": bound, "avx2_saturation_free": bound is None or bound <= INT8_PAIR_LIMIT}

@@ -1,23 +1,36 @@
 """The regression gate: this run's results against a stored baseline.
 
 A baseline is a ``deploy_report.json`` (any run's report works) or the file
-``--deploy-save-baseline`` writes: the same ``{"specs": ...}`` layout plus where and when it was
-measured. The comparisons are pure functions so they can be property-tested; the plugin turns
-each (spec, backend) into a gate test whose failure message is the list of breaches.
+``--deploy-save-baseline`` writes: the same ``{"specs": ...}`` layout plus the machine it was
+measured on (``machine.fingerprint()``) and when. The comparisons are pure functions so they can
+be property-tested; the plugin turns each (spec, backend) into a gate test whose failure message
+is the list of breaches.
+
+Latency only means something on the machine that measured it: :func:`machine_differences` names
+every field that matters for latency (CPU model and ISA, GPU and driver, library versions) that
+differs between the baseline's machine and this one, so a baseline from elsewhere never compares
+without a word (a warning by default, a failure with ``--deploy-baseline-same-machine``).
 """
 
 from __future__ import annotations
 
 import datetime
 import json
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DeployError
 from ..export.cache import atomic_write_text
 
-SCHEMA = "pytest-autoware-deploy/baseline/1"
+SCHEMA = "pytest-autoware-deploy/baseline/2"  # 2: "machine" is machine.fingerprint()
+
+# Fingerprint fields (dotted paths into machine.fingerprint()) whose change can move latency.
+# Left out on purpose: the OS/kernel string and the Python implementation (one per interpreter).
+LATENCY_MACHINE_FIELDS = ("cpu.model", "cpu.vendor", "cpu.machine", "cpu.flags", "gpu", "versions",
+                          "onnxruntime_providers", "python")
+
+NO_FINGERPRINT = ("the baseline records no machine fingerprint (a deploy_report.json, or a baseline saved by an "
+                  "older version): cannot tell whether its latency was measured on this machine")
 
 
 @dataclass(frozen=True)
@@ -33,8 +46,17 @@ class Breach:
                 f"limit {self.limit:.6g} ({self.rule})")
 
 
-def load_baseline(path) -> dict:
-    """The ``specs`` of a stored report; one clear error for a missing or malformed file."""
+@dataclass(frozen=True)
+class Baseline:
+    """A loaded baseline: its results per spec and the machine that measured them (None: unrecorded)."""
+
+    path: Path
+    specs: dict
+    machine: dict | None
+
+
+def read_baseline(path) -> Baseline:
+    """The stored report's ``specs`` and ``machine``; one clear error for a missing or malformed file."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text())
@@ -48,18 +70,86 @@ def load_baseline(path) -> dict:
                                               for b in specs.values()):
         raise DeployError(f"--deploy-baseline: {path} is not a deploy report/baseline: expected "
                           '{"specs": {"<spec>": {"backends": {...}}}}')
-    return specs
+    machine = doc.get("machine")
+    # schema 1 stored {"node", "processor", "python"}: not a fingerprint, nothing to compare field by field
+    if not (isinstance(machine, dict) and isinstance(machine.get("cpu"), dict) and "versions" in machine):
+        machine = None
+    return Baseline(path, specs, machine)
 
 
-def save_baseline(path, specs: dict) -> Path:
-    """Write this run's results as a baseline (atomically: a crash never leaves half a baseline)."""
+def load_baseline(path) -> dict:
+    """The ``specs`` of a stored report (see :func:`read_baseline`)."""
+    return read_baseline(path).specs
+
+
+def save_baseline(path, specs: dict, machine: dict | None = None) -> Path:
+    """Write this run's results as a baseline with the machine that measured them (atomically: a crash
+    never leaves half a baseline). ``machine`` defaults to this machine's fingerprint."""
+    if machine is None:
+        from ..machine import fingerprint
+
+        machine = fingerprint()
     path = Path(path)
     doc = {"schema": SCHEMA, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "machine": {"node": platform.node(), "processor": platform.processor() or platform.machine(),
-                       "python": platform.python_version()},
-           "specs": specs}
+           "machine": machine, "specs": specs}
     atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
     return path
+
+
+def _field(doc: dict, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(doc, dict) or part not in doc:
+            return _ABSENT
+        doc = doc[part]
+    return doc
+
+
+class _Absent:
+    def __repr__(self):
+        return "absent"
+
+
+_ABSENT = _Absent()
+
+
+def _leaves(value, prefix: str):
+    """Dotted leaf paths of a fingerprint subtree; a list of dicts (the GPUs) is indexed."""
+    if isinstance(value, dict) and value:
+        for key in sorted(value):
+            yield from _leaves(value[key], f"{prefix}.{key}")
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        for i, item in enumerate(value):
+            yield from _leaves(item, f"{prefix}[{i}]")
+    else:
+        yield prefix, value
+
+
+def machine_differences(baseline_machine: dict | None, current: dict) -> list[str]:
+    """One line per latency-relevant fingerprint field that differs, e.g.
+    ``cpu.model: baseline 'AMD EPYC 7B13', here 'Intel(R) Xeon(R) Platinum 8480+'``; [] when the machines
+    match on every such field. A baseline without a fingerprint is one line saying so (never a silent match)."""
+    if baseline_machine is None:
+        return [NO_FINGERPRINT]
+    out = []
+    for name in LATENCY_MACHINE_FIELDS:
+        base, cur = _field(baseline_machine, name), _field(current, name)
+        if base == cur:
+            continue
+        base_leaves, cur_leaves = dict(_leaves(base, name)), dict(_leaves(cur, name))
+        if set(base_leaves) & set(cur_leaves):  # same shape (both dicts, same number of GPUs): field by field
+            for key in sorted(set(base_leaves) | set(cur_leaves)):
+                b, c = base_leaves.get(key, _ABSENT), cur_leaves.get(key, _ABSENT)
+                if b != c:
+                    out.append(f"{key}: baseline {b!r}, here {c!r}")
+        else:  # e.g. no GPU vs two GPUs: the whole field
+            out.append(f"{name}: baseline {_compact(base)}, here {_compact(cur)}")
+    return out
+
+
+def _compact(value) -> str:
+    if value is _ABSENT:
+        return "absent"
+    return json.dumps(value, sort_keys=True, default=str) if isinstance(value, (dict, list)) else repr(value)
 
 
 def accuracy_breach(baseline_eval: dict, current_eval: dict, max_drop: float) -> Breach | None:
@@ -79,12 +169,15 @@ def latency_breaches(baseline_ms: dict, current_ms: dict, tolerance_pct: float, 
     """A percentile may grow at most ``tolerance_pct`` percent over the baseline's.
 
     Growth under ``min_delta_ms`` is never a breach: sub-millisecond noise on shared CI runners is
-    not a regression.
+    not a regression. A gated percentile that the baseline or this run lacks is an error, not a
+    pass: a gate that compares nothing must not look like one that compared and found no regression.
     """
     out = []
     for p in percentiles:
-        if p not in baseline_ms or p not in current_ms:
-            continue
+        for side, stats in (("baseline", baseline_ms), ("this run", current_ms)):
+            if p not in stats:
+                raise DeployError(f"gate.latency_percentiles has '{p}' but {side} has no latency '{p}' "
+                                  f"(it has {sorted(k for k in stats if k != 'rounds')})")
         base, cur = float(baseline_ms[p]), float(current_ms[p])
         limit = max(base * (1 + tolerance_pct / 100.0), base + min_delta_ms)
         if cur > limit:

@@ -1,4 +1,9 @@
-"""Write ``deploy_report.json`` and a readable ``deploy_report.md`` (atomically)."""
+"""Write ``deploy_report.json`` and a readable ``deploy_report.md`` (atomically).
+
+The report names the machine (``machine.fingerprint()``: CPU model and ISA flags, library versions, GPU):
+int8 and fp16 results depend on the CPU's instructions, not only on package versions (ONNX Runtime's int8
+kernels saturate on x86 CPUs without VNNI), so a number without its machine cannot be compared or explained.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .. import machine
 from ..export.cache import atomic_write_text
 
 LATENCY_COLS = ("min", "mean", "median", "p95", "p99", "max")
@@ -15,7 +21,8 @@ def write_reports(store) -> list[Path]:
     written = []
     for work_dir, specs in store.by_work_dir().items():
         root = Path(work_dir)
-        doc = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "specs": specs}
+        doc = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "machine": machine.fingerprint(), "specs": specs}
         atomic_write_text(root / "deploy_report.json", json.dumps(doc, indent=2, sort_keys=False, default=str))
         atomic_write_text(root / "deploy_report.md", render_markdown(doc))
         written += [root / "deploy_report.json", root / "deploy_report.md"]
@@ -28,11 +35,43 @@ def _num(v, fmt=".4g"):
 
 def render_markdown(doc: dict) -> str:
     lines = ["# Deploy report", "", f"Generated {doc['generated']}.", ""]
+    fp = doc.get("machine")
+    if fp:
+        lines += _machine_lines(fp) + [""]
+    cpu = (fp or {}).get("cpu") or {}
     for spec_name, spec in doc["specs"].items():
-        _render_entry(lines, f"## {spec_name}", spec)
+        _render_entry(lines, f"## {spec_name}", spec, cpu)
         for stage, body in (spec.get("stages") or {}).items():
-            _render_entry(lines, f"## {spec_name} / stage {stage}", body)
+            _render_entry(lines, f"## {spec_name} / stage {stage}", body, cpu)
     return "\n".join(lines)
+
+
+def _machine_lines(fp: dict) -> list[str]:
+    cpu = fp.get("cpu") or {}
+    isa = " ".join(f for f, on in (cpu.get("flags") or {}).items() if on) or "unknown"
+    versions = ", ".join(f"{k} {v}" for k, v in (fp.get("versions") or {}).items() if v)
+    gpus = "; ".join(f"{g['name']} (sm {g['compute_capability']}, driver {g.get('driver') or '?'})"
+                     for g in fp.get("gpu") or []) or "none"
+    return [f"- CPU: {cpu.get('model') or '?'} ({cpu.get('vendor') or '?'}, {cpu.get('machine') or '?'}); "
+            f"ISA: {isa}; int8 kernel: {cpu.get('int8_kernel') or '?'}",
+            f"- GPU: {gpus}", f"- Python {fp.get('python', '?')}; {versions}"]
+
+
+def _int8_lines(info: dict, cpu: dict) -> list[str]:
+    """The int8 graph's quantizer settings and what they mean on this run's CPU."""
+    keys = ("activation_type", "weight_type", "symmetric", "per_channel", "reduce_range", "calibrate_method",
+            "calibration_samples")
+    lines = ["- int8: " + ", ".join(f"{k}={info[k]}" for k in keys if k in info)
+             + (f" ({info['reduce_range_reason']})" if info.get("reduce_range_reason") else "")]
+    if cpu.get("int8_kernel") == "avx2" and "onnxruntime-cpu" in (info.get("targets") or []):
+        if info.get("avx2_saturation_free") is False:
+            lines.append(f"- **int8 on this CPU may saturate**: {cpu.get('model')} has no VNNI, and this graph's "
+                         f"int8 pair sums reach {info.get('avx2_pair_sum_bound')} > 32767 in ONNX Runtime's "
+                         "int16 intermediate (set precision.int8.reduce_range=True)")
+        elif info.get("avx2_saturation_free"):
+            lines.append(f"- int8 on this CPU: no VNNI, pair sums bounded by {info.get('avx2_pair_sum_bound') or 'U8U8'}"
+                         " (no int16 saturation)")
+    return lines
 
 
 def _render_detections(lines: list, backends: dict):
@@ -50,13 +89,16 @@ def _render_detections(lines: list, backends: dict):
                      f"{s['unmatched_actual']} | {s['borderline']} | {errors} |")
 
 
-def _render_entry(lines: list, title: str, spec: dict):
+def _render_entry(lines: list, title: str, spec: dict, cpu: dict | None = None):
     lines += [title, ""]
     if spec.get("spec_file"):
         lines += [f"Spec: `{spec['spec_file']}`", ""]
     for key in ("onnx_file", "export_key"):
         if spec.get(key):
             lines.append(f"- {key}: `{spec[key]}`")
+    if spec.get("precision_int8"):
+        info = spec["precision_int8"]
+        lines += _int8_lines(info, info.get("cpu") or cpu or {})
     lines.append("")
     backends = spec["backends"]
     lines += ["### Verification", "", "| backend | output | passed | max_abs | mean_abs | max_rel | cosine | NaN | Inf |",

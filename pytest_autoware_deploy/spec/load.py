@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ast
+import copy
 from pathlib import Path
 
 from ..errors import SpecError
 from ..export.precision import POLICIES
 from ..registry import FAMILY_KEYS, families
 from ..verify.output_checks import output_checks
+from .dialects import detect, translate
 from .model import BACKEND_BASES, BackendId, DeploySpec, InputSpec
+from .model_config import deep_merge, load_model_config, model_sections, read_config
 from .schema import suggest, validate
 from .stages import check_pipeline
 
@@ -32,34 +35,40 @@ def parse_cfg_options(items, source="--deploy-cfg-options"):
     return out
 
 
-def _load_config(path: Path):
-    from mmengine.config import Config
-
-    try:
-        return Config.fromfile(str(path))
-    except FileNotFoundError as exc:
-        raise SpecError(path, None, f"file not found ({exc})") from None
-    except Exception as exc:  # syntax errors, bad _base_, errors inside the config code
-        raise SpecError(path, None, f"cannot read the spec: {type(exc).__name__}: {exc}") from None
+def _load_config(path: Path) -> dict:
+    """The deploy config as a dict: ``_base_`` merged, ``custom_imports`` not imported (an AWML deploy config
+    may name AWML's own modules; nothing here needs them)."""
+    return read_config(path, "spec")
 
 
 def load_spec(path, cfg_options=None, work_dir=None, device=None, backends=None,
               model_config=None, checkpoint=None) -> DeploySpec:
-    """Read ``path`` and return a validated DeploySpec; every problem is one SpecError."""
+    """Read ``path`` and return a validated DeploySpec; every problem is one SpecError.
+
+    ``path`` may be any generation of AWML deploy config (``spec/dialects``); ``model_config`` an AWML
+    model config (``type=`` dicts: the model, its family and the data settings come from it) or one whose
+    ``model`` section is the plugin's own ``builder=`` form (it replaces the spec's)."""
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise SpecError(path, None, "deploy spec file not found")
-    cfg = _load_config(path)
-    if model_config is not None:
-        model_cfg = _load_config(Path(model_config).expanduser().resolve())
-        if "model" not in model_cfg:
-            raise SpecError(model_config, "model", "model config has no 'model' section")
-        cfg.merge_from_dict({"model": model_cfg.to_dict()["model"]})
+    written = _load_config(path)
+    dialect = detect(written)  # on the file as written: --cfg-options never change its generation
+    model_cfg = load_model_config(model_config) if model_config is not None else None
+    raw = copy.deepcopy(written)
+    if isinstance(model_cfg, dict):  # the plugin's own model section (builder=...), merged as mmengine merges
+        raw["model"] = deep_merge(raw.get("model") or {}, model_cfg["model"])
+        model_cfg = None
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    raw = cfg.to_dict()
-    raw.pop("_base_", None)
-    values = validate(raw, path)
+        raw = _merge_options(raw, cfg_options)
+    tr = translate(raw, path, dialect, device=device, have_checkpoint=checkpoint is not None)
+    native = tr.native
+    if model_cfg is not None:
+        native = _with_model_config(native, model_cfg, tr, path)
+    elif tr.needs_model_config and not native.get("family") and not (native.get("model") or {}).get("builder"):
+        raise SpecError(path, None, f"this is an AWML {tr.generation} deploy config: the network comes from the "
+                        "model config; give it (autoware-deploy DEPLOY_CFG MODEL_CFG [CHECKPOINT], or "
+                        "--deploy-model-config FILE)")
+    values = validate(native, path)
     if checkpoint is not None:
         values["model"]["checkpoint"] = str(Path(checkpoint).expanduser().resolve())
     if device is not None:
@@ -67,7 +76,8 @@ def load_spec(path, cfg_options=None, work_dir=None, device=None, backends=None,
     if work_dir is not None:
         values["export"]["work_dir"] = str(Path(work_dir).expanduser().resolve())
     _apply_family(values, path)
-    _resolve_paths(values, path.parent)
+    _resolve_paths(values, tr.paths_base or path.parent)
+    _finish_awml(values, tr, path)
     if backends:
         values["evaluation"]["models_to_evaluate"] = list(backends)
     spec = DeploySpec(
@@ -79,10 +89,125 @@ def load_spec(path, cfg_options=None, work_dir=None, device=None, backends=None,
                                  values, path),
         device=values["export"]["device"],
         inputs=_input_specs(values, path),
+        dialect=None if tr.generation == "seed" and model_cfg is None else _dialect_info(tr, model_cfg),
     )
+    if tr.verify_pairs and not backends:
+        spec.verify_pairs = _pairs(tr.verify_pairs, spec, values, path)
     _check_consistency(spec)
     output_checks(spec)  # verification.outputs: comparators, decoders and tolerances are valid
     return spec
+
+
+def _merge_options(raw: dict, options: dict) -> dict:
+    from mmengine.config import Config
+
+    cfg = Config(raw)
+    cfg.merge_from_dict(options)
+    return cfg.to_dict()
+
+
+def _dialect_info(tr, model_cfg) -> dict:
+    info = tr.info()
+    if model_cfg is not None:
+        info["model_config"] = str(model_cfg.file)
+        info["model_type"] = str(model_cfg.model.get("type"))
+    if tr.log_path:
+        info["log_path"] = tr.log_path
+    return info
+
+
+def _absolute_paths(sections: dict) -> dict:
+    """Paths a model config names are AWML's: relative to the directory the tools run from (its root)."""
+    def fix(v):
+        p = Path(v).expanduser()
+        return str(p if p.is_absolute() else (Path.cwd() / p).resolve())
+
+    out = copy.deepcopy(sections)
+    if (out.get("runtime_io") or {}).get("info_pkl"):
+        out["runtime_io"]["info_pkl"] = fix(out["runtime_io"]["info_pkl"])
+    for sec in ("data", "evaluation"):
+        kwargs = (out.get(sec) or {}).get("kwargs") or {}
+        for k, v in kwargs.items():
+            if isinstance(v, str) and k.endswith(PATH_KWARG_SUFFIXES):
+                kwargs[k] = fix(v)
+    return out
+
+
+def _with_model_config(native: dict, mc, tr, spec_file) -> dict:
+    """The model config's family and builder replace the spec's model; what else it says (data settings,
+    tensor names, the test split's info file) is a default under the deploy config's own keys."""
+    sections = _absolute_paths(model_sections(mc))
+    merged = deep_merge(sections, native)
+    merged["family"] = sections["family"]
+    merged.setdefault("model", {}).update(builder=sections["model"]["builder"], kwargs=sections["model"]["kwargs"])
+    if tr.components:
+        stages = list(tr.components)
+        expected = [s["name"] for s in (sections.get("pipeline") or {}).get("stages") or []]
+        if expected:
+            unknown = [s["name"] for s in stages if s["name"] not in expected]
+            if unknown:
+                raise SpecError(spec_file, f"components.{unknown[0]}", f"the {mc.family} family deploys "
+                                f"the components {expected}; {unknown[0]!r} is not one of them")
+            merged.setdefault("pipeline", {})["stages"] = stages
+        elif len(stages) == 1:
+            st = stages[0]
+            merged.setdefault("onnx_config", {}).update(input_names=st["input_names"],
+                                                       output_names=st["output_names"],
+                                                       dynamic_axes=st["dynamic_axes"], save_file=st["save_file"])
+            if st.get("model_inputs"):
+                merged.setdefault("backend_config", {})["model_inputs"] = st["model_inputs"]
+        else:
+            raise SpecError(spec_file, "components", f"{len(stages)} components, but the {mc.family} "
+                            "family deploys one graph")
+    info = (merged.get("runtime_io") or {}).get("info_pkl")
+    root = ((sections.get("data") or {}).get("kwargs") or {}).get("data_root")
+    if tr.info_under_data_root and info and root and not Path(info).is_absolute():
+        merged["runtime_io"]["info_pkl"] = str(Path(root) / info)
+    return merged
+
+
+def _finish_awml(values, tr, spec_file):
+    """What needs the validated values: the task_type check, an ONNX directory for mode 'none', and the
+    info file for loaders that read COCO json (``ann_file``) rather than an info.pkl."""
+    task = tr.checks.get("task_type")
+    if task is not None:
+        from .dialects.unified_v2 import TASK_EVALUATORS
+
+        want = TASK_EVALUATORS.get(task)
+        have = values["evaluation"]["evaluator"]
+        if want is None or (have and want != have):
+            raise SpecError(spec_file, "task_type", f"{task!r} does not match the model: its family "
+                            f"{values['family']!r} evaluates as {have!r}")
+    onnx = values["runtime_io"]["onnx_file"]
+    if onnx and Path(onnx).is_dir():
+        values["runtime_io"]["onnx_file"] = str(Path(onnx) / values["onnx_config"]["save_file"])
+    info = values["runtime_io"]["info_pkl"]
+    loader = values["data"]["loader"]
+    if info and loader and "ann_file" not in values["data"]["kwargs"] and tr.generation != "seed":
+        import inspect
+
+        from .resolve import resolve_callable
+
+        class _Where:  # resolve_callable wants the spec's file and directory
+            file, dir = spec_file, spec_file.parent
+
+        try:
+            params = inspect.signature(resolve_callable(loader, _Where, "data.loader")).parameters
+        except (TypeError, ValueError):
+            params = {}
+        if "info_pkl" not in params and "ann_file" in params:
+            values["data"]["kwargs"]["ann_file"] = info
+
+
+def _pairs(pairs, spec, values, spec_file):
+    """Scenario (reference, backend) strings -> BackendIds as expanded among the spec's backends."""
+    out = []
+    for ref, target in pairs:
+        r = parse_backend(ref, spec_file)
+        for t in expand_policies([parse_backend(target, spec_file)], values, spec_file):
+            r_exp = r if r.base == "pytorch" or r.policy else BackendId(r.base, r.device, None)
+            out.append((r_exp, t))
+    return tuple(dict.fromkeys(out))
 
 
 def parse_backend(text, spec_file) -> BackendId:

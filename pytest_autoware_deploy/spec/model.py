@@ -59,6 +59,11 @@ class DeploySpec:
     backends: list[BackendId]
     device: str
     inputs: list[InputSpec] = field(default_factory=list)
+    # where the file came from when it is not a native spec: its AWML generation, the keys accepted but not
+    # used here (with why), mappings whose meaning shifts; see spec/dialects
+    dialect: dict | None = None
+    # (reference, backend) pairs from an AWML file's verification scenarios; empty: every backend vs reference
+    verify_pairs: tuple = ()
 
     @property
     def dir(self) -> Path:
@@ -85,3 +90,19 @@ class DeploySpec:
 
     def artifact_dir(self) -> Path:
         return self.work_dir / self.name
+
+    def verify_targets(self) -> list[BackendId]:
+        """The backends ``test_verification`` checks, each against ``reference_for`` it."""
+        if self.verify_pairs:
+            return list(dict.fromkeys(t for _, t in self.verify_pairs))
+        return [b for b in self.backends if str(b) != self.reference]
+
+    def reference_for(self, backend: BackendId) -> BackendId:
+        for ref, target in self.verify_pairs:
+            if target == backend:
+                return ref
+        return BackendId(self.reference)
+
+    def report_info(self) -> dict:
+        """Spec-level facts for deploy_report.json (the AWML generation the file was read as)."""
+        return {"config_source": self.dialect} if self.dialect else {}

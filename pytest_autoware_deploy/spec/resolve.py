@@ -1,26 +1,13 @@
-"""Resolve ``"module.path:attr"`` strings to Python objects, with errors that name the spec key."""
+"""Resolve ``"module.path:attr"`` strings to Python objects, with errors that name the spec key.
+
+Modules are imported as seen from the spec's folder (``spec/local_modules.py``): the folder is searched
+first, and a module it ships is its own even when another spec's folder ships one of the same name.
+"""
 
 from __future__ import annotations
 
-import importlib
-import sys
-from contextlib import contextmanager
-
 from ..errors import SpecError
-
-
-@contextmanager
-def spec_dir_importable(spec_dir):
-    """Put the spec's own directory first on sys.path while resolving, so specs can ship their modules."""
-    path = str(spec_dir)
-    added = path not in sys.path
-    if added:
-        sys.path.insert(0, path)
-    try:
-        yield
-    finally:
-        if added and path in sys.path:
-            sys.path.remove(path)
+from .local_modules import import_spec_module
 
 
 def resolve_callable(ref: str, spec, key: str):
@@ -28,15 +15,14 @@ def resolve_callable(ref: str, spec, key: str):
     if not isinstance(ref, str) or ":" not in ref:
         raise SpecError(spec.file, key, f"expected 'module.path:attr', got {ref!r}")
     module_name, _, attr_path = ref.partition(":")
-    with spec_dir_importable(spec.dir):
-        try:
-            obj = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            raise SpecError(spec.file, key, f"cannot import module '{module_name}' ({exc}); searched the "
-                            f"spec directory {spec.dir} and sys.path") from None
-        except Exception as exc:  # the user's module raised while importing
-            raise SpecError(spec.file, key, f"importing '{module_name}' failed: "
-                            f"{type(exc).__name__}: {exc}") from None
+    try:
+        obj = import_spec_module(module_name, spec.dir)
+    except ModuleNotFoundError as exc:
+        raise SpecError(spec.file, key, f"cannot import module '{module_name}' ({exc}); searched the "
+                        f"spec directory {spec.dir} and sys.path") from None
+    except Exception as exc:  # the user's module raised while importing
+        raise SpecError(spec.file, key, f"importing '{module_name}' failed: "
+                        f"{type(exc).__name__}: {exc}") from None
     for part in attr_path.split("."):
         try:
             obj = getattr(obj, part)

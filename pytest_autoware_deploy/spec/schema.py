@@ -12,6 +12,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from ..bench.latency import PERCENTILES
 from ..errors import SpecError
 
 ANY = object()
@@ -21,7 +22,7 @@ ANY = object()
 class Field:
     types: tuple
     default: Any = None
-    choices: tuple | None = None
+    choices: tuple | None = None  # allowed values; for a list-valued key, allowed items
     doc: str = ""
     children: dict | None = None  # nested schema for dict-valued keys
 
@@ -33,16 +34,22 @@ def F(types, default=None, choices=None, doc="", children=None):
 
 
 NUM = (int, float)
+# latency_ms keys a gate may compare (bench.latency.latency_stats_ms); std and rounds are not latencies
+GATED_LATENCY = ("min", "mean", "median", "max") + tuple(f"p{p}" for p in PERCENTILES)
 OPT_STR = (str, type(None))
 
 SCHEMA: dict[str, Field] = {
     "name": F(OPT_STR, None, doc="spec name used in test ids and the report (default: file stem)"),
     "family": F(OPT_STR, None, doc="registered model family supplying default builder/loader/evaluator"),
+    "strict": F(bool, False, doc="a backend or artifact asked for that cannot run here (BackendUnavailable: no "
+                                 "TensorRT, no CUDA device) fails instead of skipping (--deploy-strict for all)"),
     "export": F(dict, doc="what to export and where", children={
         "mode": F(str, "onnx", ("onnx", "trt", "both", "none"), "'none' = evaluation only of runtime_io.onnx_file"),
         "verify": F(bool, True, doc="run cross-backend verification tests"),
         "device": F(str, "cpu", doc="device for export and inference (cpu, cuda, cuda:N)"),
         "work_dir": F(str, "work_dirs/deployment", doc="artifacts and reports (relative to the spec file)"),
+        "fail_on_warnings": F(bool, False, doc="test_export_onnx fails (instead of warning) when the ONNX exporter "
+                                               "warned about the model, e.g. a TracerWarning"),
     }),
     "runtime_io": F(dict, doc="dataset and existing artifacts", children={
         "info_pkl": F(OPT_STR, None, doc="AWML info.pkl of the evaluation split"),
@@ -114,6 +121,13 @@ SCHEMA: dict[str, Field] = {
             "calibrate_method": F(str, "MinMax", ("MinMax", "Entropy", "Percentile", "Distribution")),
             "per_channel": F(bool, True),
             "symmetric": F(bool, True, doc="symmetric activations and weights (what TensorRT requires)"),
+            "reduce_range": F((bool, type(None)), None, doc="7-bit weights, so ONNX Runtime's int8 kernels cannot "
+                              "saturate on x86 CPUs without VNNI; None: True when an onnx backend runs the int8 "
+                              "graph on CPU (or none says where it runs), False when only TensorRT/CUDA run it"),
+            "activation_type": F(str, "int8", ("int8", "uint8"), doc="uint8 (asymmetric with symmetric=False) "
+                                 "suits ONNX Runtime on CPU only; TensorRT needs int8"),
+            "weight_type": F(str, "int8", ("int8", "uint8"), doc="uint8 needs uint8 activations (ORT's U8U8 "
+                             "kernel: no saturation, slower; CPU only)"),
             "op_types_to_quantize": F((list, type(None)), None),
         }),
         "tolerances": F(dict, {}, doc="policy -> dict(atol, rtol, min_cosine) replacing verification's"),
@@ -138,7 +152,8 @@ SCHEMA: dict[str, Field] = {
         "latency_tolerance_pct": F(NUM, 10.0, doc="allowed growth of each gated percentile (--deploy-latency-"
                                                    "tolerance overrides)"),
         "latency_min_delta_ms": F(NUM, 0.0, doc="growth below this many ms is never a breach"),
-        "latency_percentiles": F(list, ["median", "p95"], doc="which latency_ms keys are gated"),
+        "latency_percentiles": F(list, ["median", "p95"], GATED_LATENCY,
+                                 doc="which latency_ms keys are gated ([] = latency not gated: a visible skip)"),
     }),
 }
 
@@ -173,7 +188,12 @@ def _validate_level(raw, schema, prefix, spec_file, top=False):
         if not isinstance(value, field.types) or (isinstance(value, bool) and bool not in field.types):
             raise SpecError(spec_file, dotted,
                             f"expected {_type_names(field.types)}, got {type(value).__name__} {value!r}")
-        if field.choices is not None and value not in field.choices:
+        if field.choices is not None and isinstance(value, list):
+            for i, item in enumerate(value):
+                if item not in field.choices:
+                    raise SpecError(spec_file, f"{dotted}[{i}]", f"{item!r} is not one of "
+                                    f"{', '.join(map(repr, field.choices))}{suggest(str(item), field.choices)}")
+        elif field.choices is not None and value not in field.choices:
             raise SpecError(spec_file, dotted, f"{value!r} is not one of {', '.join(map(repr, field.choices))}"
                             f"{suggest(str(value), field.choices)}")
         if field.children is not None:

@@ -19,7 +19,7 @@ def output_stats(reference: np.ndarray, actual: np.ndarray) -> dict:
     r, a = ref[finite], act[finite]
     diff = np.abs(r - a)
     denom = np.abs(r)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rel = np.where(denom > 0, diff / denom, np.where(diff > 0, np.inf, 0.0))
     nr, na = np.linalg.norm(r), np.linalg.norm(a)
     if nr == 0 and na == 0:
@@ -39,3 +39,38 @@ def output_stats(reference: np.ndarray, actual: np.ndarray) -> dict:
         "ref_inf": int(np.isinf(ref).sum()),
         "numel": int(ref.size),
     }
+
+
+def tolerance_ratio(reference: np.ndarray, actual: np.ndarray, atol: float, rtol: float) -> np.ndarray:
+    """Per element ``|actual - ref| / (atol + rtol * |ref|)`` (float64, same shape): an element passes
+    numpy's allclose rule iff its ratio is <= 1, so any statistic of the ratio (max, a quantile) is a
+    tolerance check. Conventions, those of ``compare_output``: +inf where the actual is NaN/Inf and the
+    reference is finite (a new non-finite value always fails), 0 where the reference itself is NaN/Inf
+    (not judged), +inf where the values differ and nothing is allowed (atol = rtol = 0). Never NaN."""
+    ref = np.asarray(reference, dtype=np.float64)
+    act = np.asarray(actual, dtype=np.float64)
+    if ref.shape != act.shape:
+        raise ValueError(f"shape mismatch: reference {ref.shape} vs actual {act.shape}")
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        allowed = atol + rtol * np.abs(ref)
+        diff = np.abs(act - ref)
+        ratio = np.where(diff == 0, 0.0, diff / allowed)
+        # the quotient may round onto 1.0 for a difference just over the allowance: keep the rule exact
+        ratio = np.where(diff <= allowed, np.minimum(ratio, 1.0), np.maximum(ratio, np.nextafter(1.0, 2.0)))
+    ratio = np.where(np.isfinite(act), ratio, np.inf)
+    return np.where(np.isfinite(ref), np.nan_to_num(ratio, nan=np.inf, posinf=np.inf), 0.0)
+
+
+def json_safe(value):
+    """``value`` for ``deploy_report.json``: NaN/Inf floats as the strings 'nan'/'inf'/'-inf' (JSON has no
+    such numbers: ``json.dumps`` would write the non-standard ``Infinity``), numpy scalars as Python numbers,
+    tuples as lists."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return "nan" if np.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value

@@ -1,4 +1,4 @@
-"""The runner's real CUDA buffers (torch tensors, one stream) under the fake ``tensorrt`` module.
+"""The runner's real CUDA buffers (torch tensors, one stream) under the fake ``tensorrt``/``tensorrt_rtx`` modules.
 
 Where torch sees a GPU but TensorRT is missing, this checks what the fake-host tests cannot: device
 allocation, the upload on the runner's stream, the stream handle given to ``execute_async_v3`` and
@@ -47,16 +47,20 @@ class CudaMemory:
 
     def write(self, ptr, value, stream):
         view = TrackedBuffers.by_address[ptr]
+        src = np.ascontiguousarray(value)
+        if view.dtype == torch.uint8 and src.dtype != np.uint8:  # an output allocator's raw bytes
+            src = src.reshape(-1).view(np.uint8)
+            view = view[:src.size]
         with torch.cuda.stream(torch.cuda.ExternalStream(stream)):
             torch.cuda._sleep(SPIN_CYCLES)
-            view.copy_(torch.from_numpy(value).pin_memory(), non_blocking=True)
+            view.copy_(torch.from_numpy(src).pin_memory(), non_blocking=True)
 
 
 @pytest.fixture
 def cuda_runner(fake_trt, trt_spec, trt_tiny):
     fake_trt.memory = CudaMemory()
-    engine = build_engine(trt_spec, trt_tiny[1])
-    with TensorRTRunner(engine.path, "cuda:0", buffers=TrackedBuffers) as runner:
+    engine = build_engine(trt_spec, trt_tiny[1], module=fake_trt.__name__)
+    with TensorRTRunner(engine.path, "cuda:0", buffers=TrackedBuffers, module=fake_trt.__name__) as runner:
         yield runner
     TrackedBuffers.by_address.clear()
 
@@ -92,3 +96,21 @@ def test_phases_on_the_device(cuda_runner, trt_tiny):
     phases["compute"]()
     (logits,) = phases["d2h"]()
     np.testing.assert_array_equal(logits, _reference(trt_tiny[1], feed))
+
+
+def test_data_dependent_output_through_the_allocator_on_the_device(fake_trt, trt_tiny, tmp_path):
+    """The output allocator hands TensorRT raw device memory; the runner reads the reported shape back."""
+    from .test_tensorrt import _data_dependent_graph, _spec_for
+
+    fake_trt.memory = CudaMemory()
+    spec = _spec_for(trt_tiny, tmp_path, ["x"], ["doubled", "count"],
+                     {"x": dict(min_shape=[1], opt_shape=[4], max_shape=[16])})
+    engine = build_engine(spec, _data_dependent_graph(tmp_path / "dds.onnx"), module=fake_trt.__name__)
+    with TensorRTRunner(engine.path, "cuda:0", buffers=TrackedBuffers, module=fake_trt.__name__) as runner:
+        for values in ([3.5, 1.0], [9.0, 2.0, 4.0], [1.5]):
+            x = np.array(values, np.float32)
+            out = runner.infer({"x": x})
+            np.testing.assert_array_equal(out["count"], np.arange(int(x.max())))
+            np.testing.assert_array_equal(out["doubled"], 2 * x)
+        assert runner.data_dependent == {"count"}
+    TrackedBuffers.by_address.clear()

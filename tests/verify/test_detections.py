@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pytest_autoware_deploy.verify.detections import (DetectionTolerance, Detections, compare_detections,
@@ -49,17 +49,36 @@ def test_matching_ignores_the_order_of_the_backend_detections(dets, rnd):
     assert all(order[j] == i for i, j in m.pairs)
 
 
-@given(separated_detections(), st.floats(0, 1.5), st.floats(0, 0.02), st.data())
-def test_jitter_within_tolerance_passes_and_is_measured(dets, shift, score_noise, data):
-    sign = np.array(data.draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=4 * len(dets),
-                                       max_size=4 * len(dets)))).reshape(-1, 4)
+# A 10x10 box shrunk by 1.5 px on every side keeps 7x7 of its area: IoU 0.49, below 0.5 although every
+# coordinate moved less than box_atol. So jitter within box_atol is no guarantee of a match; the verdict
+# follows the moved box's IoU with its own original (the boxes are separated: it can match nothing else).
+SHRINK_10PX = Detections(np.array([[0.0, 0.0, 10.0, 10.0]]), np.array([0.9]), np.array([0]))
+
+
+@given(separated_detections(), st.floats(0, 1.5), st.floats(0, 0.02),
+       st.lists(st.sampled_from([-1.0, 1.0]), min_size=4 * 8, max_size=4 * 8))
+@example(SHRINK_10PX, 1.5, 0.0, [1.0, 1.0, -1.0, -1.0] * 8)  # IoU 0.49: unmatched, fails
+@example(SHRINK_10PX, 1.4, 0.0, [1.0, 1.0, -1.0, -1.0] * 8)  # IoU 0.5184: matched, passes
+def test_jitter_within_tolerance_passes_exactly_when_the_moved_box_keeps_the_iou(dets, shift, score_noise, signs):
+    sign = np.array(signs[:4 * len(dets)]).reshape(-1, 4)
     moved = Detections(dets.boxes + sign * shift, np.clip(dets.scores - score_noise, 0, 1), dets.labels)
     tol = DetectionTolerance(iou=0.5, score_atol=0.021, box_atol=1.51)
     res = compare_detections([dets], [moved], tol, "w")
-    assert res.passed, res.message
-    if len(dets):
+    kept = np.diag(iou_xyxy(dets.boxes, moved.boxes)) >= tol.iou
+    assert res.passed == bool(kept.all()), res.message
+    if not res.passed:
+        assert f"{int((~kept).sum())} reference and {int((~kept).sum())} backend detections unmatched" in res.message
+    elif len(dets):
         assert np.isclose(res.stats["max_box_err"], shift)
         assert res.stats["max_score_err"] <= score_noise + 1e-12
+
+
+def test_a_10px_box_shrunk_by_1_5px_per_side_is_below_iou_half_and_unmatched():
+    moved = Detections(SHRINK_10PX.boxes + np.array([[1.5, 1.5, -1.5, -1.5]]), SHRINK_10PX.scores, SHRINK_10PX.labels)
+    assert np.isclose(iou_xyxy(SHRINK_10PX.boxes, moved.boxes)[0, 0], 0.49)
+    res = compare_detections([SHRINK_10PX], [moved], DetectionTolerance(iou=0.5, box_atol=1.51), "w")
+    assert not res.passed
+    assert "1 reference and 1 backend detections unmatched at IoU>=0.5" in res.message
 
 
 @given(separated_detections(), separated_detections(), st.floats(0.1, 0.9))

@@ -10,4 +10,5 @@ FAMILY = {
     "builder": f"{_PKG}.model:build_model",
     "loader": f"{_PKG}.dataset:load_samples",
     "evaluator": "classification",
+    "mm_types": f"{_PKG}.mm_types:MM_TYPES",  # OpenMMLab type= names it deploys (models/mm_registry.py)
 }

@@ -12,6 +12,7 @@ FAMILY = {
     "builder": f"{_PKG}.model:build_model",
     "loader": f"{_PKG}.dataset:load_samples",
     "evaluator": "detection2d",
+    "mm_types": f"{_PKG}.mm_types:MM_TYPES",  # OpenMMLab type= names it deploys (models/mm_registry.py)
 }
 # Same model and data code; the family names say which AWML project a spec stands for.
 FAMILY_OPT = dict(FAMILY)
