@@ -91,13 +91,14 @@ canary:
 	@diff $(CANARY_VENV)/lock.txt $(CANARY_VENV)/newest.txt | grep '^[<>]' || echo "  none"
 	CI=true $(CANARY_VENV)/bin/python -m pytest -n 2 -p no:cacheprovider
 
-# Measurements behind docs/performance.md (about 1.5 min on 2 cores); JSON results in $(BENCH_OUT).
+# Measurements behind docs/performance.md (about 2.5 min on 2 cores); JSON results in $(BENCH_OUT).
 BENCH_OUT ?= work_dirs/benchmarks
 bench: data
 	mkdir -p $(BENCH_OUT)
 	$(BIN)/python benchmarks/harness_overhead.py --json $(BENCH_OUT)/harness_overhead.json
 	$(BIN)/python benchmarks/eval_throughput.py --json $(BENCH_OUT)/eval_throughput.json
 	$(BIN)/python benchmarks/cache_warm_cold.py --json $(BENCH_OUT)/cache_warm_cold.json
+	$(BIN)/python benchmarks/gate_noise.py --json $(BENCH_OUT)/gate_noise.json
 
 clean:
 	rm -rf work_dirs $(DATA) $(SYN)/yolox_traffic_light $(SYN)/yolox_road $(SYN)/mobilenetv2_traffic_light $(SYN)/lidar

@@ -1,4 +1,4 @@
-"""Verification cases: which samples and which input shapes each backend is checked at.
+"""Test cases: which samples and which input shapes each backend is checked at, which engines are built.
 
 Every shape a spec declares dynamic is verified, because an axis baked in at export is a
 classic deployment bug: ``backend_config.model_inputs`` min/opt/max shapes when given, otherwise
@@ -8,6 +8,9 @@ batch sizes (``verification.batch_sizes``, default 1 and 2 when the batch axis i
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .backends import registry
+from .spec.model import BackendId
 
 
 @dataclass(frozen=True)
@@ -64,3 +67,19 @@ def throughput_batches(spec) -> list[int]:
         hi = min(i.max_shape[0] for i in declared)
         return sorted({lo, hi} | {2 ** k for k in range(16) if lo <= 2 ** k <= hi})
     return sorted({c.batch for c in shape_cases(spec) if c.batch}) or [1]
+
+
+def spec_policies(spec) -> list[str]:
+    """The precision policies the spec lists (``precision.policies``, else its ``precision_policy``)."""
+    return list(spec.cfg["precision"]["policies"] or [spec.cfg["backend_config"]["common_config"]["precision_policy"]])
+
+
+def engine_backends(spec) -> list[BackendId]:
+    """The artifacts (engines) test_export_tensorrt builds: one per backend under test that has one (as
+    written, policy and device included); with ``export.mode`` 'trt'/'both' and none such under test, one per
+    registered backend with an artifact and per listed policy it accepts. Empty: no engine test."""
+    listed = [b for b in spec.backends if registry.get(b.base).has_artifact]
+    if listed or spec.export_mode not in ("trt", "both"):
+        return list(dict.fromkeys(listed))
+    return [BackendId(b.name, None, None if p == "auto" else p)
+            for b in registry.with_artifacts() for p in spec_policies(spec) if p in b.policies]

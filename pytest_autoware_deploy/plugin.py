@@ -6,22 +6,20 @@ from ``pytest_autoware_deploy.suite``; their ids carry the spec's name.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
 import pytest
 
+from .collect import GATE_TESTS, STAGE_TESTS, DeploySpecModule, spec_of_node  # noqa: F401 (also public here)
+from .context import (BASELINE_KEY, MACHINE_DIFF_KEY, SESSION_KEY, baseline_machine_differences,  # noqa: F401
+                      deploy_session)
 from .distributed import XdistHooks, cpu_threads_per_worker, device_for_worker, is_worker, send_to_controller
 from .errors import DeployError
+from .outcomes import is_cannot_run_here
 from .progress import set_writer
 from .session import DeploySession
 from .spec.load import load_spec, parse_cfg_options
-from .spec.stages import is_pipeline
-
-SESSION_KEY = pytest.StashKey[DeploySession]()
-BASELINE_KEY = pytest.StashKey[object]()  # report.baseline.Baseline, or None without --deploy-baseline
-MACHINE_DIFF_KEY = pytest.StashKey[list]()
 
 pytest_plugins = ["pytest_autoware_deploy.fixtures"]
 
@@ -35,7 +33,8 @@ def pytest_addoption(parser):
     group.addoption("--deploy-cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
                     help="override spec keys, dotted like mmengine --cfg-options (verification.atol=1e-4)")
     group.addoption("--deploy-backends", default=None, metavar="LIST",
-                    help="comma-separated backends under test, e.g. pytorch,onnx,onnx@cuda:0 "
+                    help="comma-separated backends under test (any registered: pytorch, onnx, tensorrt, tensorrt_rtx, "
+                         "a plugin's), e.g. pytorch,onnx,onnx@cuda:0,tensorrt_rtx:fp16 "
                          "(overrides evaluation.models_to_evaluate)")
     group.addoption("--deploy-device", default=None, metavar="DEVICE",
                     help="device for export and inference: cpu, cuda, cuda:N (overrides export.device)")
@@ -51,7 +50,8 @@ def pytest_addoption(parser):
     group.addoption("--deploy-save-baseline", default=None, metavar="PATH",
                     help="write this run's results as a baseline file")
     group.addoption("--deploy-latency-tolerance", default=None, type=float, metavar="PCT",
-                    help="allowed latency growth vs the baseline in percent (overrides gate.latency_tolerance_pct)")
+                    help="allowed latency growth vs the baseline in percent (overrides gate.latency_min_effect_pct "
+                         "and, for a baseline without raw timings, gate.latency_tolerance_pct)")
     group.addoption("--deploy-baseline-same-machine", action="store_true", default=False,
                     help="fail test_gate_latency when the baseline was measured on another machine (CPU, GPU, "
                          "driver or library versions differ) or records none; default: a warning in the summary")
@@ -97,6 +97,9 @@ def _load_baseline(config):
 
 
 def pytest_configure(config):
+    from .backends import registry
+
+    registry.backends.cache_clear()  # backends installed since the last run in this process count
     config.addinivalue_line("markers", "deploy: a test generated from a deploy spec")
     config.addinivalue_line("markers", "gpu: a deploy test that runs on a CUDA device (select with -m gpu)")
     specs = _load_specs(config)
@@ -135,21 +138,6 @@ def pytest_unconfigure(config):
     set_writer(None)
 
 
-def deploy_session(config) -> DeploySession:
-    return config.stash[SESSION_KEY]
-
-
-def baseline_machine_differences(config) -> list[str]:
-    """How the ``--deploy-baseline``'s machine differs from this one in what matters for latency
-    ([] = the same; a baseline without a fingerprint is one line saying so). Computed once per process."""
-    if MACHINE_DIFF_KEY not in config.stash:
-        from .machine import fingerprint
-        from .report.baseline import machine_differences
-
-        config.stash[MACHINE_DIFF_KEY] = machine_differences(config.stash[BASELINE_KEY].machine, fingerprint())
-    return config.stash[MACHINE_DIFF_KEY]
-
-
 def _strict(item) -> bool:
     """--deploy-strict, or the spec key ``strict`` of the item's spec (a suite test's module, or the
     ``deploy_spec`` a user's test is parametrized with)."""
@@ -163,8 +151,6 @@ def _strict(item) -> bool:
 
 
 def _fail_if_strict(item, exc):
-    from .fixtures import is_cannot_run_here  # imported as a plugin (pytest_plugins): not at import time
-
     if not is_cannot_run_here(exc) or not _strict(item):
         return
     why = "--deploy-strict" if item.config.getoption("deploy_strict") else "strict=True in the spec"
@@ -192,33 +178,25 @@ def pytest_runtest_call(item):
         raise
 
 
-class DeploySpecModule(pytest.Module):
-    """A spec file collected as a test module: the tests are the suite's, the spec is ``self.spec``."""
-
-    spec = None
-
-    def _getobj(self):
-        return importlib.import_module("pytest_autoware_deploy.suite")
-
-    def collect(self):
-        skip = set() if self.spec.export_mode in ("trt", "both") else {"test_export_tensorrt"}
-        if deploy_session(self.config).baseline is None:
-            skip |= set(GATE_TESTS)
-        # a pipeline is exported stage by stage, and its batch is the host code's business
-        skip |= {"test_export_onnx", "test_throughput"} if is_pipeline(self.spec) else set(STAGE_TESTS)
-        return [c for c in super().collect() if getattr(c, "originalname", c.name) not in skip]
-
-
-GATE_TESTS = ("test_gate_accuracy", "test_gate_latency")
-STAGE_TESTS = ("test_stage_export_onnx", "test_stage_verification", "test_stage_latency")
-
-
 def _runs_on_cuda(item) -> bool:
+    """Whether the item's backend runs (or, for an engine test, builds) on a CUDA device, as the backend
+    registry says: its ``@device`` or the spec's, mapped by the backend (TensorRT: always CUDA; an engine
+    test: only where the backend's builder needs the GPU, which TensorRT-RTX's does not)."""
+    from .backends.registry import get
+
     spec = spec_of_node(item)
+    if spec is None:
+        return False
     params = getattr(getattr(item, "callspec", None), "params", {})
-    backend = params.get("backend") or (params.get("verify_case") or (None,))[0]
-    device = getattr(backend, "device", None) or (spec.device if spec is not None else "cpu")
-    return spec is not None and str(device).startswith("cuda")
+    engine = params.get("engine")
+    if engine is not None:
+        backend = engine[0]
+        return get(backend.base).artifact_needs_gpu and get(backend.base).runs_on_cuda(backend.device or spec.device)
+    backend = params.get("backend") or (params.get("verify_case") or (None,))[0] or \
+        (params.get("stage_case") or (None, None))[1]
+    if backend is None or not hasattr(backend, "base"):
+        return str(spec.device).startswith("cuda")
+    return get(backend.base).runs_on_cuda(backend.device or spec.device)
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -246,14 +224,6 @@ def pytest_collect_file(file_path: Path, parent):
             module.spec = spec
             module.add_marker(pytest.mark.deploy)
             return module
-    return None
-
-
-def spec_of_node(node):
-    while node is not None:
-        if isinstance(node, DeploySpecModule):
-            return node.spec
-        node = node.parent
     return None
 
 

@@ -2,148 +2,47 @@
 
 Each spec's model, samples, exports, runners, reference outputs and evaluation results are
 computed on first use and kept, so a verification test per (backend, output, sample, shape)
-costs one inference per (backend, sample, shape), not one per test.
+costs one inference per (backend, sample, shape), not one per test. The artifacts (samples, model,
+ONNX, policy graphs, engines) are artifacts.py's job and the runners runners.py's; this module
+holds the pipeline stages, the verification outputs and the evaluations.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 
-from .backends.inputs import spec_input_metadata
-from .backends.onnxruntime import OnnxRuntimeRunner
-from .backends.pytorch import PyTorchRunner
-from .data import batch_inputs, check_sample, load_samples, prefetched
-from .distributed import cpu_threads_per_worker
-from .errors import BackendUnavailable, DeployError, InferenceError
+from .artifacts import SpecArtifacts
+from .data import batch_inputs, check_sample, prefetched
+from .errors import DeployError, InferenceError
 from .evaluate.base import make_evaluator
-from .export.onnx import OnnxArtifact, export_onnx, load_onnx
-from .export.pytorch_model import build_model, export_device
 from .progress import progress
-from .pipeline import PipelineRunner, RecordedSamples, make_host, run_host
+from .pipeline import RecordedSamples, make_host, run_host
+from .runners import RunnerPool
 from .report.store import ReportStore
 from .spec.model import BackendId
-from .spec.stages import is_pipeline, stage_names, stage_spec
+from .spec.stages import stage_names, stage_spec
+from .verify.agreement_state import on_evaluated_sample
+from .verify.fp16_state import measuring_runner
 
 
-class SpecState:
+class SpecState(SpecArtifacts, RunnerPool):
+    """One spec's session state: its artifacts (SpecArtifacts), its runner pool (RunnerPool), and here the
+    pipeline stages, the verification outputs cache and the evaluations."""
+
     def __init__(self, spec, store: ReportStore, rebuild=False):
-        self.spec = spec
-        self.store = store
-        self.rebuild = rebuild
-        self._runners: dict[str, object] = {}
+        SpecArtifacts.__init__(self, spec, store, rebuild)
+        RunnerPool.__init__(self)
         self._outputs: dict[tuple, dict] = {}
         self._evaluations: dict[str, dict] = {}
-        self._policies: dict[str, object] = {}
-        self._artifacts: dict[str, dict] = {}
         self._stages: dict[str, StageState] = {}
         self._recorded: dict[int, dict] = {}
         store.set_spec_info(spec.name, spec.work_dir, spec_file=str(spec.file), **spec.report_info())
 
-    # -- inputs ---------------------------------------------------------------------------------
-    @cached_property
-    def samples(self):
-        return load_samples(self.spec)
-
-    def example_inputs(self):
-        idx = self.spec.cfg["runtime_io"]["sample_idx"]
-        if not 0 <= idx < len(self.samples):
-            from .errors import SpecError
-            raise SpecError(self.spec.file, "runtime_io.sample_idx", f"{idx} is out of range: the data has "
-                            f"{len(self.samples)} samples")
-        opt = {i.name: i.opt_shape for i in self.spec.inputs if i.opt_shape}
-        return batch_inputs(self.spec, self.samples, idx, opt or None)
-
-    def batch_inputs_at(self, batch: int):
-        """The example inputs with the batch dimension set to ``batch`` (consecutive samples stacked)."""
-        example = self.example_inputs()
-        shapes = {name: (batch,) + tuple(arr.shape[1:]) for name, arr in example.items()}
-        return batch_inputs(self.spec, self.samples, self.spec.cfg["runtime_io"]["sample_idx"], shapes)
-
-    # -- artifacts ------------------------------------------------------------------------------
-    @cached_property
-    def model(self):
-        """The PyTorch reference, on the CPU, never moved: runners and the export on other devices copy it."""
-        if self.spec.export_mode == "none":
-            raise DeployError(f"{self.spec.name}: export.mode='none' has no PyTorch model")
-        return build_model(self.spec)
-
-    @cached_property
-    def onnx(self) -> OnnxArtifact:
-        if self.spec.export_mode == "none":
-            start = time.perf_counter()
-            path = Path(self.spec.cfg["runtime_io"]["onnx_file"])
-            load_onnx(path)  # a corrupted file fails here with one clear message
-            art = OnnxArtifact(path, path, key="external", built=False)
-        else:
-            model, example = self.model, self.example_inputs()
-            start = time.perf_counter()  # the export step: key, cache look-up, export if needed, publish
-            art = export_onnx(self.spec, model, example, rebuild=self.rebuild)
-        self._record_artifact("onnx", art.built, start)
-        device = export_device(self.spec) if self.spec.export_mode != "none" else None
-        self.store.set_spec_info(self.spec.name, self.spec.work_dir, onnx_file=str(art.published),
-                                 export_key=art.key, onnx_rebuilt=art.built, export_device=device)
-        return art
-
-    def policy_onnx(self, policy: str):
-        """The ONNX graph a precision policy runs (cached per policy)."""
-        if policy not in self._policies:
-            from .export.precision import derive
-
-            base, samples = self.onnx.path, self.samples
-            start = time.perf_counter()
-            art = derive(self.spec, base, policy, samples, rebuild=self.rebuild)
-            if art.key != "base":  # a graph of its own (fp16, int8), cached like the export
-                self._record_artifact(f"onnx:{policy}", art.built, start)
-            self._policies[policy] = art
-            if art.info:
-                self.store.set_spec_info(self.spec.name, self.spec.work_dir,
-                                         **{f"precision_{policy}": {"onnx": str(art.path), **art.info}})
-        return self._policies[policy]
-
-    def _record_artifact(self, name: str, built: bool, start: float):
-        """``artifacts`` in the report's spec info: per artifact, whether this run built it and the
-        seconds its step took (a cache hit costs the key's hashing and the look-up)."""
-        self._artifacts[name] = {"built": built, "export_s": round(time.perf_counter() - start, 4)}
-        self.store.set_spec_info(self.spec.name, self.spec.work_dir, artifacts=dict(self._artifacts))
-
-    # -- runners --------------------------------------------------------------------------------
-    def device_of(self, backend: BackendId) -> str:
-        return backend.device or self.spec.device
-
-    def runner(self, backend: BackendId):
-        key = str(backend)
-        if key not in self._runners:
-            device = self.device_of(backend)
-            if is_pipeline(self.spec):
-                runner = PipelineRunner(self.host, self.spec, self._stage_caller(backend), key)
-            elif backend.base == "pytorch":
-                runner = PyTorchRunner(self.model, self.spec.input_names, self.spec.output_names, device,
-                                       input_metadata=spec_input_metadata(self.spec))
-            elif backend.base == "onnx":
-                graph = self.policy_onnx(backend.policy_name).path
-                runner = OnnxRuntimeRunner(graph, device, tf32=_tf32_for(backend.policy_name),
-                                          intra_op_threads=cpu_threads_per_worker() or 0)
-            else:
-                from .export.tensorrt import build_engine
-
-                graph = self.policy_onnx(backend.policy_name).path
-                engine = build_engine(self.spec, graph, policy=backend.policy_name, rebuild=self.rebuild)
-                from .backends.tensorrt import TensorRTRunner
-
-                runner = TensorRTRunner(engine.path, device if device.startswith("cuda") else "cuda:0")
-            runner.activate()
-            self._runners[key] = runner
-        return self._runners[key]
-
     def close(self):
-        for runner in self._runners.values():
-            runner.deactivate()
-        self._runners.clear()
+        self.close_runners()
         for stage in self._stages.values():
             stage.close()
 
@@ -185,7 +84,7 @@ class SpecState:
 
     def infer(self, backend: BackendId, feed, where: str) -> dict:
         """Run one inference; a backend's own exception becomes one InferenceError naming the case."""
-        runner = self.runner(backend)
+        runner = measuring_runner(self, backend)  # fp16 on an EP that upcasts it: the emulated graph (issue 13)
         try:
             return runner.infer(feed)
         except DeployError:
@@ -226,6 +125,7 @@ class SpecState:
             if "target" not in sample:
                 raise DeployError(f"{self.spec.name}: sample {i} has no 'target'; evaluation needs one")
             outputs = self.infer(backend, sample["inputs"], f"evaluation sample {i}")
+            on_evaluated_sample(self, backend, i, sample["inputs"], outputs)  # streaming agreement (issue 13)
             evaluator.update(outputs, sample["target"])
             if ecfg["verbose"]:
                 from .progress import emit
@@ -265,11 +165,6 @@ class StageState(SpecState):
             raise SpecError(self.spec.file, "pipeline.stages", f"stage {self.spec.cfg['stage']['name']!r}: the model "
                             f"has no submodule {path!r}") from None
         return module.eval()
-
-
-def _tf32_for(policy: str):
-    """TF32 on CUDA: allowed by 'fp32_tf32', forbidden by 'strongly_typed', ORT's default otherwise."""
-    return {"fp32_tf32": True, "strongly_typed": False}.get(policy)
 
 
 class DeploySession:

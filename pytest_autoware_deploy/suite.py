@@ -1,4 +1,4 @@
-"""The tests every deploy spec gets; collected once per ``--deploy-config`` (see plugin.DeploySpecModule).
+"""The tests every deploy spec gets; collected once per ``--deploy-config`` (see collect.DeploySpecModule).
 
 - test_export_onnx: the ONNX graph passes the checker, strict shape inference and has the spec's names
 - test_verification[backend-output-sample-shape]: backend vs reference within tolerance
@@ -17,11 +17,12 @@ import pytest
 
 from pytest_autoware_deploy.bench.latency import (end_to_end_timings, latency_stats_ms, phase_timings, plan_rounds,
                                                    throughput, timed_call, timings)
-from pytest_autoware_deploy.cases import ShapeCase, sample_indices, shape_cases, throughput_batches
+from pytest_autoware_deploy.cases import ShapeCase, engine_backends, sample_indices, shape_cases, throughput_batches
 from pytest_autoware_deploy.export.precision import effective_policy, max_drop_for, tolerance_for
-from pytest_autoware_deploy.fixtures import user_errors
-from pytest_autoware_deploy.plugin import spec_of_node
-from pytest_autoware_deploy.report.baseline import accuracy_breach, baseline_backend, latency_breaches
+from pytest_autoware_deploy.collect import spec_of_node
+from pytest_autoware_deploy.context import baseline_machine_differences, deploy_session as session_of
+from pytest_autoware_deploy.outcomes import user_errors
+from pytest_autoware_deploy.report.baseline import accuracy_breach, baseline_backend
 from pytest_autoware_deploy.spec.model import BackendId
 from pytest_autoware_deploy.spec.stages import stage_names, stage_verified_under
 from pytest_autoware_deploy.verify import Tolerance, compare_output
@@ -66,12 +67,13 @@ def pytest_generate_tests(metafunc):
                                for idx in sample_indices(spec) for out in st["output_names"]]
         metafunc.parametrize(argname, params)
     elif name == "test_export_tensorrt":
-        policies = list(dict.fromkeys(b.policy_name for b in backends if b.base == "tensorrt")) or \
-            [spec.cfg["backend_config"]["common_config"]["precision_policy"]]
-        engines = [(stage, p) for stage in (stage_names(spec) or [None]) for p in policies]
-        metafunc.parametrize("engine", engines, ids=[p if s is None else f"{s}-{p}" for s, p in engines])
+        engines = [(b, stage) for b in engine_backends(spec) for stage in (stage_names(spec) or [None])]
+        metafunc.parametrize("engine", engines, ids=[b.test_id if s is None else f"{s}-{b.test_id}"
+                                                     for b, s in engines])
     elif name == "test_stage_export_onnx":
         metafunc.parametrize("stage", stage_names(spec))
+    elif name in ("test_agreement", "test_batch_invariance"):
+        _parametrize_agreement(metafunc, spec, name)
     elif name in ("test_accuracy", "test_gate_accuracy"):
         if not spec.cfg["evaluation"]["enabled"]:
             metafunc.parametrize("backend", [_skip("evaluation.enabled=False in the spec")])
@@ -103,9 +105,27 @@ def _no_verification_reason(spec):
 
 
 def test_export_onnx(deploy_spec, deploy_state, onnx_model):
-    """The graph is valid and carries the spec's names; what the exporter warned is surfaced (see
-    ``_export_warnings``)."""
+    """The graph is valid and carries the spec's names and ``onnx_config.metadata``; what the exporter warned
+    is surfaced (see ``_export_warnings``). With ``onnx_config.simplify`` the graph checked here (and verified,
+    timed, deployed) is onnxslim's; the node counts before/after go to the report."""
     _check_export(deploy_state, onnx_model)
+    _check_finished_graph(deploy_state, onnx_model)
+
+
+def _check_finished_graph(state, artifact):
+    """The graph carries ``onnx_config.metadata`` (also an export.mode='none' file: what is deployed must say
+    what the spec declares); the simplification the export recorded is reported."""
+    from pytest_autoware_deploy.export.cache import read_meta
+    from pytest_autoware_deploy.export.onnx_finish import check_graph_metadata
+
+    spec = state.spec
+    with user_errors():
+        problems = check_graph_metadata(artifact.path, spec.cfg["onnx_config"], spec.file)
+    if problems:
+        pytest.fail(f"{spec.name}: ONNX {artifact.path} lacks the declared onnx_config.metadata:\n  "
+                    + "\n  ".join(problems), pytrace=False)
+    if artifact.key != "external" and spec.cfg["onnx_config"]["simplify"]:
+        state.store.set_spec_info(spec.name, spec.work_dir, onnx_simplify=read_meta(artifact.path).get("simplify"))
 
 
 def _check_export(state, artifact):
@@ -143,15 +163,15 @@ def _export_warnings(state, artifact):
 
 
 def test_export_tensorrt(deploy_spec, deploy_state, engine):
-    """Collected only for export.mode 'trt'/'both': one engine per precision policy (per stage of a
-    pipeline), from that policy's ONNX graph; never silently dropped (no TensorRT: a skip saying so)."""
-    from pytest_autoware_deploy.export.tensorrt import build_engine
-
-    stage, policy = engine
+    """Collected where engines are asked for (export.mode 'trt'/'both', or a backend with an artifact under
+    test; see cases.engine_backends): one engine per (backend, precision policy, pipeline stage), built from
+    that policy's ONNX graph by the backend's registered builder and cached by content; the report's
+    ``engines`` records its bytes, build seconds, targeted compute capabilities and layers. Never silently
+    dropped (no TensorRT here: a skip saying so)."""
+    backend, stage = engine
     state = deploy_state if stage is None else deploy_state.stage(stage)
     with user_errors():
-        graph = state.policy_onnx(policy).path
-        build_engine(state.spec, graph, policy=policy, rebuild=state.rebuild)
+        state.artifact(backend)
 
 
 def test_verification(deploy_spec, deploy_state, verify_case):
@@ -179,7 +199,11 @@ def _verify(state, backend, output, sample_idx, case):
     state.store.add_verification(spec.name, str(backend), output, f"sample{sample_idx}-{case.id}", result.stats,
                                  result.passed, result.message)
     if not result.passed:
-        pytest.fail(result.message, pytrace=False)
+        from pytest_autoware_deploy.verify.agreement_state import verification_localization
+
+        with user_errors():
+            where_node = verification_localization(state, backend, sample_idx, case)  # issue 13
+        pytest.fail(result.message + where_node, pytrace=False)
 
 
 def test_accuracy(deploy_spec, deploy_state, backend):
@@ -203,9 +227,10 @@ def test_accuracy(deploy_spec, deploy_state, backend):
                     + "; ".join(failures), pytrace=False)
 
 
-def _timed(benchmark, request, call, rounds) -> dict:
+def _timed(benchmark, request, call, rounds, raw=None) -> dict:
     """Latency stats (ms) of ``call``: pytest-benchmark times it, or, when pytest-benchmark switched
-    itself off under xdist, the same loop here. The call was warmed up by ``plan_rounds``."""
+    itself off under xdist, the same loop here. The call was warmed up by ``plan_rounds``. A ``raw``
+    list gets the per-round seconds (what the latency gate's statistics need)."""
     benchmark.pedantic(call, rounds=rounds, warmup_rounds=0, iterations=1)
     if benchmark.stats is not None:
         data = benchmark.stats.stats.data
@@ -216,6 +241,8 @@ def _timed(benchmark, request, call, rounds) -> dict:
         benchmark.extra_info["timer"] = "pytest-autoware-deploy (pytest-benchmark is off under xdist)"
     latency = latency_stats_ms(data)
     benchmark.extra_info["latency_ms"] = latency
+    if raw is not None:
+        raw.extend(data)
     return latency
 
 
@@ -250,7 +277,8 @@ def _latency(state, backend, benchmark, request):
     bcfg = spec.cfg["benchmark"]
     runner, feed, call, rounds = _warmed_call(state, backend)
     _describe(benchmark, spec, state, backend, feed, f"{spec.name}[{backend}]")
-    latency = _timed(benchmark, request, call, rounds)
+    raw = []
+    latency = _timed(benchmark, request, call, rounds, raw)
     e2e = None
     if state.device_of(backend).startswith("cuda"):
         with user_errors():
@@ -263,6 +291,7 @@ def _latency(state, backend, benchmark, request):
                 state.store.set_phases(spec.name, str(backend), split)
         benchmark.extra_info["latency_e2e_ms"] = e2e
     state.store.set_latency(spec.name, str(backend), latency, e2e)
+    _record_samples(state, backend, raw)
 
 
 def test_throughput(deploy_spec, deploy_state, backend, batch, benchmark, request):
@@ -300,9 +329,7 @@ def test_stage_latency(deploy_spec, deploy_state, stage, backend, benchmark, req
 
 
 def _baseline_entry(deploy_spec, backend, request):
-    from pytest_autoware_deploy.plugin import deploy_session
-
-    entry = baseline_backend(deploy_session(request.config).baseline, deploy_spec.name, str(backend))
+    entry = baseline_backend(session_of(request.config).baseline, deploy_spec.name, str(backend))
     if entry is None:
         pytest.skip(f"{deploy_spec.name}/{backend} is not in the baseline "
                     f"{request.config.getoption('deploy_baseline')} (new spec or backend: nothing to compare)")
@@ -326,25 +353,56 @@ def test_gate_accuracy(deploy_spec, deploy_state, backend, request):
                     pytrace=False)
 
 
-def _session_latency(state, backend) -> dict:
-    """This session's latency of ``backend``: test_latency's when it ran, else measured here the same way
-    (same runner, prepared inputs, warm-up and rounds; perf_counter around each call) and recorded in the
-    session's results, so a gate test run alone compares a number it measured itself."""
+def _record_samples(state, backend, timings_s):
+    """Keep the raw per-round timings (ms, thinned: gate_stats.thin) beside ``latency_ms``: what a saved
+    baseline carries so that the next run's gate can test instead of compare point estimates."""
+    from pytest_autoware_deploy.bench.gate_stats import thin
+    from pytest_autoware_deploy.report.baseline import SAMPLES_KEY
+
+    if timings_s:
+        state.store.backend(state.spec.name, str(backend))[SAMPLES_KEY] = thin(t * 1e3 for t in timings_s)
+
+
+def _session_latency(state, backend) -> tuple[dict, list | None]:
+    """This session's latency of ``backend`` and its raw timings (ms): test_latency's when it ran, else
+    measured here the same way (same runner, prepared inputs, warm-up and rounds; perf_counter around each
+    call) and recorded in the session's results, so a gate test run alone compares what it measured itself."""
+    from pytest_autoware_deploy.report.baseline import SAMPLES_KEY
+
     measured = state.store.specs.get(state.spec.name, {}).get("backends", {}).get(str(backend), {})
-    if measured.get("latency_ms"):
-        return measured["latency_ms"]
+    if measured.get("latency_ms") and measured.get(SAMPLES_KEY):
+        return measured["latency_ms"], measured[SAMPLES_KEY]
     _, _, call, rounds = _warmed_call(state, backend)
-    latency = latency_stats_ms(timings(call, rounds))
+    data = timings(call, rounds)
+    latency = latency_stats_ms(data)
     state.store.set_latency(state.spec.name, str(backend), latency)
-    return latency
+    _record_samples(state, backend, data)
+    return latency, state.store.backend(state.spec.name, str(backend))[SAMPLES_KEY]
+
+
+def _more_rounds(state, backend):
+    """``measure(n)`` for the gate's extensions: ``n`` more timed rounds (ms) of the same warmed call."""
+    call = []
+
+    def measure(n):
+        if not call:
+            call.append(_warmed_call(state, backend)[2])
+        return [t * 1e3 for t in timings(call[0], n)]
+
+    return measure
 
 
 def test_gate_latency(deploy_spec, deploy_state, backend, request):
-    """This run's latency percentiles vs the baseline's (measured here when test_latency did not run)."""
-    from pytest_autoware_deploy.plugin import baseline_machine_differences
+    """This run's latency vs the baseline's, decided statistically on raw per-round timings (bootstrap CI of
+    each gated percentile's ratio against gate.latency_min_effect_pct; inconclusive: more rounds, at most
+    gate.latency_max_extensions times; see bench/gate_stats.py); a point comparison for a baseline without
+    raw timings. Measured here when test_latency did not run."""
+    import warnings
 
-    base = _baseline_entry(deploy_spec, backend, request).get("latency_ms")
-    if not base:
+    from pytest_autoware_deploy.report.baseline import LatencyGateWarning, check_gate, latency_gate
+
+    entry = _baseline_entry(deploy_spec, backend, request)
+    if not entry.get("latency_ms"):
         pytest.skip(f"the baseline has no latency for {deploy_spec.name}/{backend}")
     gate = deploy_spec.cfg["gate"]
     if not gate["latency_percentiles"]:
@@ -355,12 +413,60 @@ def test_gate_latency(deploy_spec, deploy_state, backend, request):
             pytest.fail(f"{deploy_spec.name}, backend {backend}: the baseline "
                         f"{request.config.getoption('deploy_baseline')} was not measured on this machine "
                         "(--deploy-baseline-same-machine): " + "; ".join(diffs), pytrace=False)
-    current = _session_latency(deploy_state, backend)
-    tolerance = request.config.getoption("deploy_latency_tolerance")
-    tolerance = gate["latency_tolerance_pct"] if tolerance is None else tolerance
     with user_errors():
-        breaches = latency_breaches(base, current, tolerance, gate["latency_min_delta_ms"],
-                                    gate["latency_percentiles"])
-    if breaches:
-        pytest.fail(f"{deploy_spec.name}, backend {backend}: latency regressed vs baseline: "
-                    + "; ".join(map(str, breaches)), pytrace=False)
+        check_gate(gate, deploy_spec.file)
+    current, samples = _session_latency(deploy_state, backend)
+    with user_errors():
+        result = latency_gate(entry, current, samples, _more_rounds(deploy_state, backend), gate,
+                              request.config.getoption("deploy_latency_tolerance"))
+    deploy_state.store.backend(deploy_spec.name, str(backend))["latency_gate"] = {
+        "verdict": result.verdict, "first": result.first, "extensions": result.extensions,
+        "confirmed": result.confirmed, "verdicts": [v.to_dict() for v in result.verdicts]}
+    where = f"{deploy_spec.name}, backend {backend}"
+    more = result.describe()
+    bad = [v for v in result.verdicts if v.verdict == "regressed"]
+    if result.verdict == "inconclusive":
+        bad = [v for v in result.verdicts if v.verdict == "inconclusive"]
+        if gate["latency_inconclusive"] == "pass":
+            warnings.warn(LatencyGateWarning(f"{where}: latency gate inconclusive{more}, passed "
+                                             "(gate.latency_inconclusive='fail' fails instead): "
+                                             + "; ".join(map(str, bad))), stacklevel=2)
+            return
+    if bad:
+        pytest.fail(f"{where}: latency {result.verdict} vs baseline{more}: " + "; ".join(map(str, bad)),
+                    pytrace=False)
+
+
+# -- issue 13: every evaluated sample verified, the divergence localized (verify/agreement_state.py) ------------
+def _parametrize_agreement(metafunc, spec, name):
+    """test_agreement: one per backend verified against a reference, over every evaluated sample;
+    test_batch_invariance: one per such backend whose graph has a dynamic batch axis."""
+    from pytest_autoware_deploy.verify.agreement_state import agreement_params
+
+    params, reason = agreement_params(spec, name)
+    if reason:
+        metafunc.parametrize("backend", [_skip(reason)])
+        return
+    metafunc.parametrize("backend", params, ids=[b.test_id for b in params])
+
+
+def test_agreement(deploy_spec, deploy_state, backend):
+    """The backend agrees with its reference on every evaluated sample (the policy's limit on how many may
+    disagree); a failure names the output, the worst samples and the first diverging ONNX node."""
+    from pytest_autoware_deploy.verify.agreement_state import agreement_failure
+
+    with user_errors():
+        deploy_state.evaluation(backend)  # its hook fed the agreement (reused when test_accuracy ran it)
+        failure = agreement_failure(deploy_state, backend)
+    if failure:
+        pytest.fail(failure, pytrace=False)
+
+
+def test_batch_invariance(deploy_spec, deploy_state, backend):
+    """A batch gives each sample the outputs it gets alone (a baked batch axis or a cross-sample op fails)."""
+    from pytest_autoware_deploy.verify.agreement_state import batch_invariance_failure
+
+    with user_errors():
+        failure = batch_invariance_failure(deploy_state, backend)
+    if failure:
+        pytest.fail(failure, pytrace=False)

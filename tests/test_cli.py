@@ -117,7 +117,7 @@ def test_unified_v2_files_run_unedited_with_the_seed_cli(tmp_path):
     assert "TensorRT is not installed here" in out  # tensorrt:fp16 vs onnx: a skip saying why
     assert "Cross-Backend Comparison: deploy_config" in out
     assert "Latency:" in out and "onnx: PASSED" in out
-    assert "accepted but not used here (10):" in out and "onnx_config.simplify:" in out
+    assert "accepted but not used here (9):" in out and "onnx_config.simplify:" not in out  # simplify: applied
     doc = json.loads((tmp_path / "wd" / "deploy_report.json").read_text())
     source = doc["specs"]["deploy_config"]["config_source"]
     assert source["generation"] == "unified_v2" and source["verify_pairs"] == [["pytorch", "onnx"],

@@ -44,7 +44,7 @@ def test_four_workers_two_specs_one_export_each_one_report(pytester, tmp_path):
     b = write_tiny_spec(tmp_path / "b", name="beta")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "4", f"--deploy-config={a}",
                                            f"--deploy-config={b}", f"--deploy-work-dir={work}")
-    result.assert_outcomes(passed=26)
+    result.assert_outcomes(passed=30)
     report = json.loads((work / "deploy_report.json").read_text())
     assert set(report["specs"]) == {"alpha", "beta"}
     for name in ("alpha", "beta"):

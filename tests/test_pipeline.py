@@ -13,7 +13,7 @@ from .test_plugin import run
 def test_two_stage_pipeline_end_to_end(pytester, tmp_path):
     spec = write_pipeline_spec(tmp_path / "proj")
     result = run(pytester, f"--deploy-config={spec}", "-v")
-    result.assert_outcomes(passed=16)
+    result.assert_outcomes(passed=17, skipped=1)
     result.stdout.fnmatch_lines([
         "*test_verification[[]tinypipe_spec-onnx-logits-sample1-native[]] PASSED*",
         "*test_stage_export_onnx[[]tinypipe_spec-encoder[]] PASSED*",
@@ -38,7 +38,7 @@ def test_precision_policies_apply_per_stage(pytester, tmp_path):
     spec = write_pipeline_spec(tmp_path / "proj")
     result = run(pytester, f"--deploy-config={spec}", "--deploy-cfg-options", "precision.policies=['fp16','int8']",
                  "-k", "stage_verification", "-v", "--benchmark-disable")
-    result.assert_outcomes(passed=8, deselected=18)
+    result.assert_outcomes(passed=8, deselected=21)
     result.stdout.fnmatch_lines(["*test_stage_verification[[]tinypipe_spec-head-onnx-int8-logits-sample1[]] PASSED*"])
     for stage in ("encoder", "head"):  # each stage's derived graphs are artifacts of its own
         cache = tmp_path / "proj" / "out" / "tinypipe_spec" / stage / "cache"
@@ -53,7 +53,7 @@ def test_a_missing_submodule_is_one_clear_error(pytester, tmp_path):
     spec = write_pipeline_spec(tmp_path / "proj")
     spec.write_text(spec.read_text().replace("module='head'", "module='heads'"))
     result = run(pytester, f"--deploy-config={spec}", "-k", "stage_export", "--benchmark-disable")
-    result.assert_outcomes(passed=0, failed=2, deselected=14)  # the head, and the encoder (whose recording needs it)
+    result.assert_outcomes(passed=0, failed=2, deselected=16)  # the head, and the encoder (whose recording needs it)
     result.stdout.fnmatch_lines(["*pipeline.stages: stage 'head': the model has no submodule 'heads'*"])
 
 
@@ -69,12 +69,12 @@ def test_changed_host_code_recalibrates_a_stage(pytester, tmp_path):
     spec = write_pipeline_spec(tmp_path / "proj")
     args = (f"--deploy-config={spec}", "--deploy-backends=pytorch,onnx:int8", "-k", "stage_verification and head",
             "--benchmark-disable")
-    run(pytester, *args).assert_outcomes(passed=2, deselected=14)
+    run(pytester, *args).assert_outcomes(passed=2, deselected=16)
     cache = tmp_path / "proj" / "out" / "tinypipe_spec" / "head" / "cache" / "onnx-int8"
     first = {p.name for p in cache.iterdir()}
     host = tmp_path / "proj" / "tinypipe.py"
     host.write_text(host.read_text().replace("np.add.at(grid", "np.add.at(grid  ", 1))  # same behaviour, new code
-    run(pytester, *args).assert_outcomes(passed=2, deselected=14)
+    run(pytester, *args).assert_outcomes(passed=2, deselected=16)
     assert len({p.name for p in cache.iterdir()} - first) == 1
 
 
@@ -83,6 +83,6 @@ def test_a_stage_can_opt_out_of_stage_verification_visibly(pytester, tmp_path):
     spec.write_text(spec.read_text().replace("input_names=['grid'], output_names=['logits'])",
                                         "input_names=['grid'], output_names=['logits'], verify=False)"))
     result = run(pytester, f"--deploy-config={spec}", "-k", "stage_verification", "-rs", "--benchmark-disable")
-    result.assert_outcomes(passed=2, skipped=1, deselected=12)
+    result.assert_outcomes(passed=2, skipped=1, deselected=14)
     result.stdout.fnmatch_lines(["*pipeline.stages[[]1[]].verify=False in the spec: head under onnx (auto) is checked end "
                                  "to end only*"])

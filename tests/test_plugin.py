@@ -17,7 +17,7 @@ def run(pytester, *args):
 
 def test_external_spec_runs_end_to_end(pytester, tiny_spec):
     result = run(pytester, f"--deploy-config={tiny_spec}", "-v")
-    result.assert_outcomes(passed=13)
+    result.assert_outcomes(passed=15)
     result.stdout.fnmatch_lines([
         "*test_export_onnx[[]tiny[]] PASSED*",
         "*test_verification[[]tiny-onnx-logits-sample1-b2[]] PASSED*",
@@ -40,7 +40,7 @@ def test_external_spec_runs_end_to_end(pytester, tiny_spec):
 def test_benchmark_json_carries_percentiles(pytester, tiny_spec, tmp_path):
     out = tmp_path / "bench.json"
     run(pytester, f"--deploy-config={tiny_spec}", "-k", "latency", f"--benchmark-json={out}") \
-        .assert_outcomes(passed=2, deselected=11)
+        .assert_outcomes(passed=2, deselected=13)
     benches = json.loads(out.read_text())["benchmarks"]
     assert {b["extra_info"]["backend"] for b in benches} == {"pytorch", "onnx"}
     for b in benches:
@@ -64,9 +64,9 @@ def test_same_result_from_any_working_directory(pytester, tiny_spec, tmp_path):
     rel = tiny_spec.relative_to(tmp_path)
     import os
     os.chdir(tmp_path)
-    run(pytester, f"--deploy-config={rel}", "-k", "export").assert_outcomes(passed=1, deselected=12)
+    run(pytester, f"--deploy-config={rel}", "-k", "export").assert_outcomes(passed=1, deselected=14)
     os.chdir(elsewhere)
-    run(pytester, f"--deploy-config={tiny_spec}", "-k", "export").assert_outcomes(passed=1, deselected=12)
+    run(pytester, f"--deploy-config={tiny_spec}", "-k", "export").assert_outcomes(passed=1, deselected=14)
     assert (tiny_spec.parent / "out" / "model.onnx").is_file()  # work_dir resolved against the spec
 
 
@@ -97,7 +97,7 @@ def test_nan_output_fails_verification_with_count(pytester, tmp_path):
     spec.write_text(spec.read_text().replace("kwargs=dict(width=8)", "kwargs=dict(width=8, nan=True)"))
     result = run(pytester, f"--deploy-config={spec}", "--deploy-cfg-options", "verification.reference=onnx",
                  "--deploy-backends=onnx,pytorch", "-k", "verification and sample0-b1")
-    result.assert_outcomes(failed=1, deselected=12)
+    result.assert_outcomes(failed=1, deselected=14)
     result.stdout.fnmatch_lines(["*backend pytorch vs onnx*1 NaN and 0 Inf values in the output where the "
                                  "reference is finite (of 3 elements)*"])
 
@@ -132,15 +132,15 @@ def test_changed_checkpoint_at_same_path_reexports(pytester, tmp_path):
     mod_spec.loader.exec_module(mod)
     model = mod.build()
     torch.save(model.state_dict(), ckpt)
-    run(pytester, f"--deploy-config={spec}", "-k", "export").assert_outcomes(passed=1, deselected=12)
+    run(pytester, f"--deploy-config={spec}", "-k", "export").assert_outcomes(passed=1, deselected=14)
     onnx_file = spec.parent / "out" / "model.onnx"
     first = onnx_file.read_bytes()
-    run(pytester, f"--deploy-config={spec}", "-k", "export").assert_outcomes(passed=1, deselected=12)
+    run(pytester, f"--deploy-config={spec}", "-k", "export").assert_outcomes(passed=1, deselected=14)
     assert onnx_file.read_bytes() == first
     with torch.no_grad():
         model.head.bias.add_(1.0)
     torch.save(model.state_dict(), ckpt)
-    run(pytester, f"--deploy-config={spec}", "-k", "export").assert_outcomes(passed=1, deselected=12)
+    run(pytester, f"--deploy-config={spec}", "-k", "export").assert_outcomes(passed=1, deselected=14)
     assert onnx_file.read_bytes() != first
     assert len(list((spec.parent / "out" / "tiny" / "cache" / "onnx").iterdir())) == 2
 
@@ -160,7 +160,7 @@ evaluation = dict(evaluator='classification', kwargs=dict(num_classes=3), models
 benchmark = dict(warmup=1, rounds=3)
 ''')
     result = run(pytester, f"--deploy-config={eval_spec}", "-v", "-rs")
-    result.assert_outcomes(passed=4, skipped=1)
+    result.assert_outcomes(passed=4, skipped=3)
     result.stdout.fnmatch_lines(["*export.mode='none': the given ONNX has no PyTorch reference*"])
 
 
@@ -190,7 +190,7 @@ def test_user_tests_use_public_fixtures(pytester, tiny_spec):
     ''')
     result = run(pytester, f"--deploy-config={tiny_spec}", "test_mine.py", "-v")
     result.stdout.fnmatch_lines(["*test_mine.py::test_onnx_matches_my_expectation[[]tiny[]] PASSED*"])
-    result.assert_outcomes(passed=14)
+    result.assert_outcomes(passed=16)
 
 
 def test_tensorrt_requests_are_visible_skips(pytester, tiny_spec):
@@ -204,7 +204,7 @@ def test_tensorrt_requests_are_visible_skips(pytester, tiny_spec):
 def test_verify_false_is_a_visible_skip(pytester, tiny_spec):
     result = run(pytester, f"--deploy-config={tiny_spec}", "--deploy-cfg-options", "export.verify=False",
                  "-rs", "-k", "verification")
-    result.assert_outcomes(skipped=1, deselected=9)
+    result.assert_outcomes(skipped=1, deselected=11)
     result.stdout.fnmatch_lines(["*export.verify=False in the spec*"])
 
 
@@ -233,14 +233,15 @@ def test_strict_mode_fails_what_cannot_run_here_with_the_same_reason(pytester, t
     args = [f"--deploy-config={tiny_spec}", "--deploy-backends=pytorch,tensorrt", "--deploy-cfg-options",
             "export.mode=both", "-k", "not throughput", "--benchmark-disable", "-rfs"]
     lenient = run(pytester, *args)
-    lenient.assert_outcomes(passed=2, skipped=8, deselected=4)
+    lenient.assert_outcomes(passed=2, skipped=10, deselected=4)
     strict = run(pytester, *args, "--deploy-strict")
-    # export_tensorrt, 4 verification cases, accuracy and latency of tensorrt: 7 skips -> failures
-    strict.assert_outcomes(passed=2, failed=7, skipped=1, deselected=4)
+    # export_tensorrt, 4 verification cases, accuracy, latency, agreement, batch invariance of tensorrt: 9 skips
+    # -> failures
+    strict.assert_outcomes(passed=2, failed=9, skipped=1, deselected=4)
     strict.stdout.fnmatch_lines(["*_ test_accuracy[[]tiny-tensorrt[]] _*", f"{NO_TRT}*: no engine was built from *",
                                  "(--deploy-strict: something asked for that cannot run here is a failure, "
                                  "not a skip)"])
-    strict.stdout.fnmatch_lines(["FAILED tiny.py::test_export_tensorrt[[]tiny-auto[]] - Failed: TensorRT*",
+    strict.stdout.fnmatch_lines(["FAILED tiny.py::test_export_tensorrt[[]tiny-tensorrt[]] - Failed: TensorRT*",
                                  "FAILED tiny.py::test_latency[[]tiny-tensorrt[]] - Failed: TensorRT*",
                                  "SKIPPED*pytest-benchmark is disabled (--benchmark-disable)*"])
 
@@ -278,7 +279,7 @@ def test_two_spec_folders_with_the_same_module_name_export_their_own_models(pyte
     (tmp_path / "b" / "tinymodel.py").write_text(
         TINY_MODULE.replace("return Tiny(**kwargs).eval()", "return Tiny(classes=5, **kwargs).eval()"))
     run(pytester, f"--deploy-config={a}", f"--deploy-config={b}", "-k", "export_onnx") \
-        .assert_outcomes(passed=2, deselected=24)
+        .assert_outcomes(passed=2, deselected=28)
     assert _onnx_classes(tmp_path / "a" / "out" / "model.onnx") == 3
     assert _onnx_classes(tmp_path / "b" / "out" / "model.onnx") == 5
 
@@ -294,12 +295,12 @@ def test_editing_a_helper_module_exports_again(pytester, tmp_path):
 
     spec = write_helper_spec(tmp_path / "p", scale="2.0")
     args = [f"--deploy-config={spec}", "-k", "export_onnx or verification"]
-    run(pytester, *args).assert_outcomes(passed=5, deselected=8)
+    run(pytester, *args).assert_outcomes(passed=5, deselected=10)
     assert _report(spec)["onnx_rebuilt"] is True
-    run(pytester, *args).assert_outcomes(passed=5, deselected=8)
+    run(pytester, *args).assert_outcomes(passed=5, deselected=10)
     assert _report(spec)["onnx_rebuilt"] is False  # nothing changed: the cached export serves
     set_scale(tmp_path / "p", "3.25")
-    run(pytester, *args).assert_outcomes(passed=5, deselected=8)
+    run(pytester, *args).assert_outcomes(passed=5, deselected=10)
     assert _report(spec)["onnx_rebuilt"] is True
 
 
@@ -317,11 +318,11 @@ def _with_two_inputs(directory, input_names):
 def test_input_names_that_do_not_fit_forward_are_one_clear_error(pytester, tmp_path):
     spec = _with_two_inputs(tmp_path / "p", ["image", "mask"])
     result = run(pytester, f"--deploy-config={spec}", "-rN")
-    result.assert_outcomes(failed=8, errors=1)  # every test needs the model (export_onnx: in its fixture)
+    result.assert_outcomes(failed=9, skipped=1, errors=1)  # every test needs the model (export_onnx: in its fixture)
     text = result.stdout.str()
     message = (f"{spec}: onnx_config.input_names: ['image', 'mask'] do not fit Tiny.forward(x): 2 input(s) for "
                "1 positional parameter(s): ['mask'] too many")
-    assert text.count(message) == 9  # once per test, not chained twice, no torch traceback
+    assert text.count(message) == 10  # once per test, not chained twice, no torch traceback
     assert "Traceback" not in text and "TypeError" not in text and "torch/" not in text
 
 
@@ -334,7 +335,7 @@ def test_a_pipeline_stage_whose_names_do_not_fit_is_one_clear_error(pytester, tm
             dict(name='head', module='head', input_names=['grid'], output_names=['logits'])])
     """)
     result = run(pytester, f"--deploy-config={spec}", "-k", "stage_export", "-rN")
-    result.assert_outcomes(failed=2, deselected=14)
+    result.assert_outcomes(failed=2, deselected=16)
     text = result.stdout.str()
     assert text.count("pipeline.stages[0].input_names: ['items', 'counts'] do not fit Encoder.forward(items): "
                       "2 input(s) for 1 positional parameter(s): ['counts'] too many") == 2
@@ -351,19 +352,19 @@ def test_exporter_warnings_are_surfaced_and_kept_with_the_cached_export(pytester
     args = [f"--deploy-config={spec}", "-k", "export_onnx or test_accuracy"]  # a report needs a backend's result
     for rebuilt in (True, False):
         result = run(pytester, *args)
-        result.assert_outcomes(passed=3, deselected=10, warnings=1)
+        result.assert_outcomes(passed=3, deselected=12, warnings=1)
         result.stdout.fnmatch_lines(["*OnnxExportWarning: tiny: ONNX exporter: TracerWarning at "
                                      f"{tmp_path / 'p' / 'tinymodel.py'}:*: Converting a tensor to a Python integer*"])
         report = _report(spec)
         assert report["onnx_rebuilt"] is rebuilt
         assert [w["category"] for w in report["export_warnings"]] == ["TracerWarning"]
     strict = run(pytester, *args, "--deploy-cfg-options", "export.fail_on_warnings=True")
-    strict.assert_outcomes(passed=2, failed=1, deselected=10)
+    strict.assert_outcomes(passed=2, failed=1, deselected=12)
     strict.stdout.fnmatch_lines(["tiny: the ONNX exporter warned 1 time(s) about the model "
                                  "(export.fail_on_warnings=True):", "  TracerWarning at *tinymodel.py:*"])
 
 
 def test_a_clean_export_warns_nothing(pytester, tiny_spec):
     run(pytester, f"--deploy-config={tiny_spec}", "-k", "export_onnx or test_accuracy", "-W", "error::UserWarning") \
-        .assert_outcomes(passed=3, deselected=10)
+        .assert_outcomes(passed=3, deselected=12)
     assert _report(tiny_spec)["export_warnings"] == []

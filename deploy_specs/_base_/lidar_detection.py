@@ -15,3 +15,8 @@ verification = dict(
 precision = dict(policies=['auto', 'fp16'])
 
 benchmark = dict(warmup=2, rounds=10)
+
+# Where the host code (voxelization, pillar decoration, scatter, heatmap top-K) runs: 'auto' = PyTorch on the
+# GPU when torch sees one, else the numpy reference; 'numpy', 'torch' or a torch device force it
+# (models/lidar_common/host_device.py). Both paths give bit-identical stage inputs and boxes.
+pipeline = dict(kwargs=dict(host_device='auto'))

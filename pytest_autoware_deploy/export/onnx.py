@@ -16,6 +16,7 @@ from .. import __version__
 from ..errors import ArtifactError
 from ..progress import status
 from .cache import ArtifactCache, atomic_path, content_key, file_digest, read_meta
+from .onnx_finish import check_metadata_spec, finish_graph, onnxslim_version
 from .pytorch_model import export_device, model_on_device
 from .signature import check_forward_inputs
 from .sources import export_sources
@@ -55,13 +56,16 @@ def export_key(spec, model, example_inputs) -> str:
         "onnx_config": spec.cfg["onnx_config"],
         "example_shapes": {k: list(v.shape) for k, v in example_inputs.items()},
         "export_device": export_device(spec).partition(":")[0],  # cuda:1 exports what cuda:0 does
-        "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "plugin": __version__},
+        "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "plugin": __version__,
+                     # the simplified graph is onnxslim's: its version is part of the export (only when used)
+                     **({"onnxslim": onnxslim_version()} if spec.cfg["onnx_config"].get("simplify") else {})},
     })
 
 
 def export_onnx(spec, model, example_inputs, rebuild=False) -> OnnxArtifact:
     """Export ``model`` at ``example_inputs`` unless an identical export is cached."""
     check_forward_inputs(model, spec)
+    check_metadata_spec(spec.cfg["onnx_config"], spec.file)
     key = export_key(spec, model, example_inputs)
     cache = ArtifactCache(spec.artifact_dir() / "cache")
     ocfg = spec.cfg["onnx_config"]
@@ -70,6 +74,7 @@ def export_onnx(spec, model, example_inputs, rebuild=False) -> OnnxArtifact:
     def build(tmp: Path):
         with status(f"exporting {spec.name} to ONNX (opset {ocfg['opset_version']})"):
             meta["warnings"] = _torch_export(model, example_inputs, tmp, ocfg, export_device(spec))
+        meta.update(finish_graph(tmp, ocfg, f"{spec.name}"))  # onnx_config.simplify / .metadata (onnx_finish.py)
 
     path, built = cache.get_or_build("onnx", key, "model.onnx", build, meta=meta, rebuild=rebuild)
     found = meta["warnings"] if built else read_meta(path).get("warnings", [])

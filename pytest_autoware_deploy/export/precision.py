@@ -26,10 +26,11 @@ import numpy as np
 from ..errors import ArtifactError, SpecError
 from ..machine import cpu_info
 from ..progress import status
+# policy meaning (names, tolerances, drop allowances, TF32) lives in policies.py; re-exported for old imports
+from ..policies import (DEFAULT_MAX_DROP, DEFAULT_TOLERANCES, GRAPH_UNCHANGED, POLICIES,  # noqa: F401
+                        effective_policy, max_drop_for, tolerance_for)
 from .cache import ArtifactCache, content_key, file_digest
-
-POLICIES = ("auto", "fp16", "fp32_tf32", "int8", "strongly_typed")
-GRAPH_UNCHANGED = ("auto", "fp32_tf32", "strongly_typed")
+from .onnx_finish import restamp
 
 # Ops whose fp16 evaluation loses range or precision badly: normalisations, softmax, reductions,
 # exponentials and friends. Added to onnxconverter-common's own DEFAULT_OP_BLOCK_LIST.
@@ -38,15 +39,6 @@ SENSITIVE_OPS = ("BatchNormalization", "LayerNormalization", "InstanceNormalizat
                  "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "Exp", "Log", "Pow", "Sqrt", "Reciprocal", "Erf",
                  "CumSum", "Einsum", "TopK", "NonMaxSuppression", "RoiAlign")
 FP16_MAX = 65504.0
-
-# Default verification tolerances and accuracy-drop allowances per policy (spec values win).
-DEFAULT_TOLERANCES = {
-    "fp32_tf32": {"atol": 5e-3, "rtol": 5e-3},
-    "fp16": {"atol": 2e-2, "rtol": 2e-2, "min_cosine": 0.999},
-    "int8": {"atol": 0.75, "rtol": 0.5, "min_cosine": 0.98},
-}
-DEFAULT_MAX_DROP = {"fp16": 0.01, "int8": 0.03}
-
 
 _SOURCE_DIGEST = file_digest(__file__)  # a change to these transforms re-derives cached graphs
 
@@ -58,34 +50,6 @@ class PolicyArtifact:
     key: str
     built: bool
     info: dict
-
-
-def effective_policy(policy: str, device: str | None) -> str:
-    """What a policy means where it runs: 'auto' lets the backend decide, and on CUDA both ONNX Runtime's CUDA
-    EP and TensorRT decide TF32 (on the H100, 2026-11-25, CenterPoint's pillar encoder differed by 6e-3 from
-    the strict-fp32 PyTorch reference). Tolerances and stage checks follow the effective policy."""
-    return "fp32_tf32" if policy == "auto" and str(device or "").startswith("cuda") else policy
-
-
-def tolerance_for(spec, policy: str, device: str | None = None) -> dict:
-    base = {k: spec.cfg["verification"][k] for k in ("atol", "rtol", "min_cosine")}
-    effective = effective_policy(policy, device)
-    if effective != policy:  # 'auto' running as TF32: TF32's tolerances as a floor under the spec's own
-        base.update({k: max(base[k], v) for k, v in DEFAULT_TOLERANCES[effective].items() if k in ("atol", "rtol")})
-    else:
-        base.update(DEFAULT_TOLERANCES.get(policy, {}))
-    base.update(spec.cfg["precision"]["tolerances"].get(policy, {}))
-    return base
-
-
-def max_drop_for(spec, policy: str):
-    explicit = spec.cfg["precision"]["max_drop"]
-    if policy in explicit:
-        return explicit[policy]
-    general = spec.cfg["evaluation"]["thresholds"]["max_drop"]
-    if general is None:
-        return None
-    return max(general, DEFAULT_MAX_DROP.get(policy, 0.0))
 
 
 def derive(spec, base_onnx: Path, policy: str, samples, rebuild=False) -> PolicyArtifact:
@@ -112,6 +76,7 @@ def derive(spec, base_onnx: Path, policy: str, samples, rebuild=False) -> Policy
                 info.update(_to_fp16(spec, base_onnx, tmp, settings, samples, calib_idx))
             else:
                 info.update(_to_int8(spec, base_onnx, tmp, settings, samples, calib_idx))
+            restamp(tmp, spec.cfg["onnx_config"])  # onnx_config.metadata survives the transform (onnx_finish.py)
 
     path, built = cache.get_or_build(f"onnx-{policy}", key, "model.onnx", build, meta={"policy": policy},
                                      rebuild=rebuild)
@@ -287,17 +252,16 @@ INT8_QUANTIZER_OPTIONS = {"QuantizeBias": False}
 
 
 def int8_targets(spec) -> list[str]:
-    """Where this spec runs its int8 graph: ``onnxruntime-cpu``/``onnxruntime-cuda`` for each ``onnx:int8``
-    backend by its device, ``tensorrt`` for ``tensorrt:int8`` or an engine build of the int8 policy."""
+    """Where this spec runs its int8 graph: each ``<backend>:int8``'s ``int8_target`` (backends/registry.py:
+    ``onnxruntime-cpu``/``onnxruntime-cuda`` for onnx by its device, ``tensorrt`` for tensorrt and
+    tensorrt_rtx), and ``tensorrt`` for an engine build of the int8 policy."""
+    from ..backends import registry
+
     targets = set()
     for b in spec.backends:
-        if b.policy != "int8":
-            continue
-        if b.base == "tensorrt":
-            targets.add("tensorrt")
-        elif b.base == "onnx":
-            on_gpu = str(b.device or spec.device or "cpu").startswith("cuda")
-            targets.add("onnxruntime-cuda" if on_gpu else "onnxruntime-cpu")
+        entry = registry.get(b.base)
+        if b.policy == "int8" and entry.int8_target is not None:  # where the backend says its int8 graph runs
+            targets.add(entry.int8_target(entry.run_device(b.device or spec.device or "cpu")))
     precision = spec.cfg["precision"]
     policies = precision["policies"] or [spec.cfg["backend_config"]["common_config"]["precision_policy"]]
     if spec.cfg["export"]["mode"] in ("trt", "both") and "int8" in policies:

@@ -8,7 +8,7 @@ ONNX export's device depend on test order.
 
 from __future__ import annotations
 
-from ..errors import ArtifactError, SpecError
+from ..errors import SpecError
 from ..spec.resolve import call_from_spec
 
 
@@ -72,35 +72,8 @@ def model_on_device(model, device, user: str = "pytorch"):
 
 
 def load_checkpoint(model, path, key=None):
-    import torch
+    """Load ``path`` into ``model`` strictly with ``weights_only=True`` (plain or OpenMMLab checkpoints; the
+    missing/unexpected/mis-shaped keys are listed): ``export.checkpoint.load_checkpoint``, kept under this name."""
+    from .checkpoint import load_checkpoint as load_any
 
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ArtifactError(f"checkpoint {path}: file not found") from None
-    except Exception as exc:
-        raise ArtifactError(f"checkpoint {path}: cannot be loaded with weights_only=True "
-                            f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    if key is None and isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        key = "state_dict"
-    if key is not None:
-        if not isinstance(obj, dict) or key not in obj:
-            raise ArtifactError(f"checkpoint {path}: no key {key!r} (found: {sorted(obj)[:10] if isinstance(obj, dict) else type(obj).__name__})")
-        obj = obj[key]
-    if not isinstance(obj, dict):
-        raise ArtifactError(f"checkpoint {path}: expected a state_dict (dict of tensors), got {type(obj).__name__}")
-    state = {k.removeprefix("module."): v for k, v in obj.items()}
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                  for k in own if k in state and hasattr(state[k], "shape") and state[k].shape != own[k].shape]
-    if missing or unexpected or mismatched:
-        lines = [f"checkpoint {path} does not fit the model {type(model).__name__}:"]
-        for title, items in (("missing keys", missing), ("unexpected keys", unexpected),
-                             ("shape mismatches", mismatched)):
-            if items:
-                more = f" ... and {len(items) - 8} more" if len(items) > 8 else ""
-                lines.append(f"  {title} ({len(items)}): {', '.join(items[:8])}{more}")
-        raise ArtifactError("\n".join(lines))
-    model.load_state_dict(state, strict=True)
+    load_any(model, path, key)

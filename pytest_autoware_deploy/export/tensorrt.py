@@ -42,9 +42,9 @@ from .. import __version__
 from ..backends import trt_module
 from ..backends.trt_module import ask_runtime, is_rtx, label, load_trt, logged_errors, on_device, trt_logger
 from ..errors import ArtifactError, SpecError
+from ..policies import POLICIES, tf32_allowed
 from ..progress import status
 from .cache import ArtifactCache, atomic_path, content_key, file_digest
-from .precision import POLICIES
 
 log = logging.getLogger("pytest_autoware_deploy.tensorrt")
 _SOURCE_DIGEST = {"exporter": file_digest(__file__), "trt_module": file_digest(trt_module.__file__)}
@@ -98,7 +98,8 @@ def build_plan(policy: str, trt) -> BuildPlan:
     if policy not in POLICIES:
         raise ArtifactError(f"unknown precision policy {policy!r} for TensorRT; expected one of {', '.join(POLICIES)}")
     needs = {"fp16": "fp16", "int8": "qdq"}.get(policy)
-    tf32_set, tf32_clear = {"fp32_tf32": (("TF32",), ()), "strongly_typed": ((), ("TF32",))}.get(policy, ((), ()))
+    tf32 = tf32_allowed(policy)  # what TF32 means per policy: policies.py
+    tf32_set, tf32_clear = (("TF32",), ()) if tf32 else ((), ("TF32",)) if tf32 is False else ((), ())
     if not trt_module.weakly_typed(trt):  # weak typing is gone: the graph carries the precision
         return BuildPlan(True, tf32_set, tf32_clear, needs)
     weak = {"fp16": ("FP16",), "int8": ("INT8",)}.get(policy, ())

@@ -10,6 +10,10 @@ Latency only means something on the machine that measured it: :func:`machine_dif
 every field that matters for latency (CPU model and ISA, GPU and driver, library versions) that
 differs between the baseline's machine and this one, so a baseline from elsewhere never compares
 without a word (a warning by default, a failure with ``--deploy-baseline-same-machine``).
+
+Latency is decided statistically (``bench/gate_stats.py``) on the raw per-round timings each backend entry
+keeps under ``latency_samples_ms`` (thinned to at most 2000 values, sorted). A baseline saved before raw
+timings were kept falls back to the point comparison (:func:`point_verdicts`), and its verdicts say so.
 """
 
 from __future__ import annotations
@@ -22,7 +26,11 @@ from pathlib import Path
 from ..errors import DeployError
 from ..export.cache import atomic_write_text
 
-SCHEMA = "pytest-autoware-deploy/baseline/2"  # 2: "machine" is machine.fingerprint()
+SCHEMA = "pytest-autoware-deploy/baseline/3"  # 2: "machine" is machine.fingerprint(); 3: latency_samples_ms
+SAMPLES_KEY = "latency_samples_ms"  # per backend entry: raw per-round timings in ms (gate_stats.thin)
+NO_SAMPLES = ("the baseline has no raw per-round timings (saved by an older version, or a report without "
+              "latency_samples_ms): point comparison against the tolerance, no confidence interval; re-save the "
+              "baseline with --deploy-save-baseline for the statistical gate")
 
 # Fingerprint fields (dotted paths into machine.fingerprint()) whose change can move latency.
 # Left out on purpose: the OS/kernel string and the Python implementation (one per interpreter).
@@ -186,5 +194,62 @@ def latency_breaches(baseline_ms: dict, current_ms: dict, tolerance_pct: float, 
     return out
 
 
+def point_verdicts(baseline_ms: dict, current_ms: dict, tolerance_pct: float, min_delta_ms: float,
+                   percentiles) -> list:
+    """:func:`latency_breaches` as gate verdicts (``regressed``/``ok``, no interval) for a baseline without
+    raw timings; each carries :data:`NO_SAMPLES` as its note."""
+    from ..bench.gate_stats import LatencyVerdict
+
+    breached = {b.what for b in latency_breaches(baseline_ms, current_ms, tolerance_pct, min_delta_ms, percentiles)}
+    out = []
+    for p in percentiles:
+        base, cur = float(baseline_ms[p]), float(current_ms[p])
+        limit = max(base * (1 + tolerance_pct / 100.0), base + min_delta_ms)
+        out.append(LatencyVerdict(p, "regressed" if f"latency {p} (ms)" in breached else "ok", base, cur,
+                                  cur / base if base > 0 else float("inf"), None, limit / base if base > 0 else 1.0,
+                                  None, (int(baseline_ms.get("rounds", 0)), int(current_ms.get("rounds", 0))),
+                                  note=NO_SAMPLES))
+    return out
+
+
 def baseline_backend(baseline_specs: dict, spec: str, backend: str) -> dict | None:
     return baseline_specs.get(spec, {}).get("backends", {}).get(backend)
+
+
+class LatencyGateWarning(UserWarning):
+    """A latency gate stayed inconclusive after its extra rounds and passed (gate.latency_inconclusive='pass')."""
+
+
+def check_gate(gate: dict, spec_file) -> None:
+    """Ranges the schema's types cannot express: one SpecError naming the key."""
+    from ..errors import SpecError
+
+    if not 0 < gate["latency_confidence"] < 1:
+        raise SpecError(spec_file, "gate.latency_confidence", f"expected a number in (0, 1), got "
+                                                              f"{gate['latency_confidence']!r}")
+    for key in ("latency_max_extensions", "latency_min_effect_pct", "latency_tolerance_pct", "latency_min_delta_ms"):
+        if gate[key] < 0:
+            raise SpecError(spec_file, f"gate.{key}", f"expected a value >= 0, got {gate[key]!r}")
+
+
+def latency_gate(baseline_entry: dict, current_ms: dict, current_samples, measure, gate: dict,
+                 tolerance_override: float | None = None):
+    """The latency gate for one (spec, backend): a ``bench.gate_stats.GateResult``.
+
+    With raw timings on both sides: the statistical gate (``gate_with_extensions``; ``measure(n)`` times ``n``
+    more rounds, ms). Without them in the baseline: :func:`point_verdicts` (no extensions). A tolerance override
+    (``--deploy-latency-tolerance``) replaces both the point tolerance and the minimum effect."""
+    from ..bench.gate_stats import GateResult, gate_with_extensions
+
+    percentiles = gate["latency_percentiles"]
+    tolerance = gate["latency_tolerance_pct"] if tolerance_override is None else tolerance_override
+    min_effect = gate["latency_min_effect_pct"] if tolerance_override is None else tolerance_override
+    base_samples = baseline_entry.get(SAMPLES_KEY)
+    if not base_samples:
+        return GateResult(point_verdicts(baseline_entry["latency_ms"], current_ms, tolerance,
+                                         gate["latency_min_delta_ms"], percentiles), list(current_samples or []), 0)
+    if not current_samples:
+        raise DeployError("this run recorded no raw latency timings to compare with the baseline's")
+    return gate_with_extensions(base_samples, current_samples, measure, percentiles, min_effect,
+                                gate["latency_min_delta_ms"], gate["latency_confidence"],
+                                gate["latency_max_extensions"], gate["latency_confirm"])

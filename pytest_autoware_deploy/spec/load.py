@@ -6,13 +6,15 @@ import ast
 import copy
 from pathlib import Path
 
+from ..backends import registry as backend_registry
 from ..errors import SpecError
-from ..export.precision import POLICIES
+from ..policies import POLICIES
 from ..registry import FAMILY_KEYS, families
 from ..verify.output_checks import output_checks
 from .dialects import detect, translate
-from .model import BACKEND_BASES, BackendId, DeploySpec, InputSpec
-from .model_config import deep_merge, load_model_config, model_sections, read_config
+from .inputs import input_specs as _input_specs
+from .model import BackendId, DeploySpec
+from .model_config import check_model_config_paths, deep_merge, load_model_config, model_sections, read_config
 from .schema import suggest, validate
 from .stages import check_pipeline
 
@@ -163,6 +165,7 @@ def _with_model_config(native: dict, mc, tr, spec_file) -> dict:
     root = ((sections.get("data") or {}).get("kwargs") or {}).get("data_root")
     if tr.info_under_data_root and info and root and not Path(info).is_absolute():
         merged["runtime_io"]["info_pkl"] = str(Path(root) / info)
+    check_model_config_paths(mc, sections, merged)  # a missing info file it names: one error naming it
     return merged
 
 
@@ -205,32 +208,50 @@ def _pairs(pairs, spec, values, spec_file):
     for ref, target in pairs:
         r = parse_backend(ref, spec_file)
         for t in expand_policies([parse_backend(target, spec_file)], values, spec_file):
-            r_exp = r if r.base == "pytorch" or r.policy else BackendId(r.base, r.device, None)
+            r_exp = r if r.policy or not backend_registry.get(r.base).policies else BackendId(r.base, r.device, None)
             out.append((r_exp, t))
     return tuple(dict.fromkeys(out))
 
 
 def parse_backend(text, spec_file) -> BackendId:
+    """``name[:policy][@device]`` -> BackendId, the name (or an alias) asked of the backend registry, the
+    policy of the ones that backend accepts, the device of the ones it runs on."""
     key = "evaluation.models_to_evaluate"
     if not isinstance(text, str) or not text:
         raise SpecError(spec_file, key, f"backend names are strings, got {text!r}")
     head, _, device = text.partition("@")
     base, _, policy = head.partition(":")
-    if base not in BACKEND_BASES:
-        raise SpecError(spec_file, key, f"unknown backend {text!r}{suggest(base, BACKEND_BASES)}; "
-                        f"expected one of {', '.join(BACKEND_BASES)} with an optional '@device' "
-                        f"suffix, e.g. 'onnx@cuda:0'")
+    backend = _registered(base, spec_file, key, text)
     if policy and policy not in POLICIES:
         raise SpecError(spec_file, key, f"unknown precision policy {policy!r} in backend {text!r}"
                         f"{suggest(policy, POLICIES)}; expected one of {', '.join(POLICIES)}")
-    if policy and base == "pytorch":
-        raise SpecError(spec_file, key, f"{text!r}: precision policies apply to exported graphs (onnx, tensorrt), "
-                        "not to the pytorch reference")
-    return BackendId(base, device or None, None if policy in ("", "auto") else policy)
+    if policy and not backend.policies:
+        exported = ", ".join(b.name for b in backend_registry.backends().values() if b.policies)
+        raise SpecError(spec_file, key, f"{text!r}: precision policies apply to exported graphs ({exported}), "
+                        f"not to the {backend.name} reference")
+    if policy and policy not in backend.policies:
+        raise SpecError(spec_file, key, f"{text!r}: backend {backend.name} does not take policy {policy!r}; it "
+                        f"takes {', '.join(backend.policies)}")
+    if device:
+        problem = backend.device_problem(backend.run_device(device))
+        if problem:
+            raise SpecError(spec_file, key, f"{text!r}: backend {backend.name} cannot run on {device!r}: {problem}")
+    return BackendId(backend.name, device or None, None if policy in ("", "auto") else policy)
+
+
+def _registered(name, spec_file, key, text=None):
+    backend = backend_registry.lookup(name)
+    if backend is None:
+        known = backend_registry.names()
+        raise SpecError(spec_file, key, f"unknown backend {text or name!r}{suggest(name, known)}; expected one of "
+                        f"{', '.join(known)} (registered in the entry-point group {backend_registry.BACKEND_GROUP}) "
+                        f"with an optional ':policy' and '@device' suffix, e.g. 'onnx:fp16@cuda:0'")
+    return backend
 
 
 def expand_policies(backends, values, spec_file):
-    """Each exported backend without an explicit policy is tested under every policy in precision.policies."""
+    """Each exported backend without an explicit policy is tested under every policy in precision.policies
+    that it accepts."""
     policies = values["precision"]["policies"] or [values["backend_config"]["common_config"]["precision_policy"]]
     for p in policies:
         if p not in POLICIES:
@@ -238,10 +259,11 @@ def expand_policies(backends, values, spec_file):
                             f"expected one of {', '.join(POLICIES)}")
     out = []
     for b in backends:
-        if b.base == "pytorch" or b.policy is not None:
+        accepted = backend_registry.get(b.base).policies
+        if not accepted or b.policy is not None:
             out.append(b)
         else:
-            out += [BackendId(b.base, b.device, None if p == "auto" else p) for p in policies]
+            out += [BackendId(b.base, b.device, None if p == "auto" else p) for p in policies if p in accepted]
     return list(dict.fromkeys(out))
 
 
@@ -274,41 +296,6 @@ def _resolve_paths(values, base: Path):
                 kwargs[k] = _resolve(base, v)
 
 
-def _shape(value, spec_file, key):
-    if value is None:
-        return None
-    if not isinstance(value, (list, tuple)) or not all(isinstance(d, int) and d > 0 for d in value):
-        raise SpecError(spec_file, key, f"expected a list of positive ints, got {value!r}")
-    return tuple(value)
-
-
-def _input_specs(values, spec_file):
-    names = values["onnx_config"]["input_names"]
-    declared = {}
-    for i, item in enumerate(values["backend_config"]["model_inputs"]):
-        key = f"backend_config.model_inputs[{i}]"
-        if not isinstance(item, dict):
-            raise SpecError(spec_file, key, f"expected a dict(name=..., shape=...), got {item!r}")
-        allowed = {"name", "shape", "min_shape", "opt_shape", "max_shape", "dtype"}
-        for k in item:
-            if k not in allowed:
-                raise SpecError(spec_file, f"{key}.{k}", f"unknown key{suggest(k, allowed)}; "
-                                f"expected one of {', '.join(sorted(allowed))}")
-        name = item.get("name", names[0] if len(names) == 1 else None)
-        if name not in names:
-            raise SpecError(spec_file, f"{key}.name", f"{name!r} is not one of onnx_config.input_names {names}")
-        opt = _shape(item.get("opt_shape", item.get("shape")), spec_file, f"{key}.opt_shape")
-        mn = _shape(item.get("min_shape"), spec_file, f"{key}.min_shape")
-        mx = _shape(item.get("max_shape"), spec_file, f"{key}.max_shape")
-        ranks = {len(s) for s in (opt, mn, mx) if s is not None}
-        if len(ranks) > 1:
-            raise SpecError(spec_file, key, f"min/opt/max shapes have different ranks: {mn}, {opt}, {mx}")
-        if mn and mx and any(a > b for a, b in zip(mn, mx)):
-            raise SpecError(spec_file, key, f"min_shape {mn} exceeds max_shape {mx}")
-        declared[name] = InputSpec(name, item.get("dtype", "float32"), opt, mn, mx)
-    return [declared.get(n, InputSpec(n, "float32", None)) for n in names]
-
-
 def _check_consistency(spec):
     cfg = spec.cfg
     mode = spec.export_mode
@@ -330,12 +317,12 @@ def _check_consistency(spec):
     info = cfg["runtime_io"]["info_pkl"]
     if info and not Path(info).is_file():
         raise SpecError(spec.file, "runtime_io.info_pkl", f"dataset info file not found: {info}")
-    ref = spec.reference
-    if ref not in BACKEND_BASES:
-        raise SpecError(spec.file, "verification.reference", f"unknown backend {ref!r}{suggest(ref, BACKEND_BASES)}")
-    if mode == "none" and any(b.base == "pytorch" for b in spec.backends):
-        raise SpecError(spec.file, "evaluation.models_to_evaluate", "export.mode='none' has no PyTorch model: "
-                        "evaluate 'onnx'/'tensorrt' only")
+    _registered(spec.reference, spec.file, "verification.reference")
+    needs_model = [str(b) for b in spec.backends if backend_registry.get(b.base).needs_model]
+    if mode == "none" and needs_model:
+        exported = ", ".join(f"'{b.name}'" for b in backend_registry.backends().values() if not b.needs_model)
+        raise SpecError(spec.file, "evaluation.models_to_evaluate", f"export.mode='none' has no PyTorch model "
+                        f"({', '.join(needs_model)} runs it): evaluate {exported} only")
     check_pipeline(spec)
     if cfg["evaluation"]["enabled"] and not cfg["evaluation"]["evaluator"]:
         raise SpecError(spec.file, "evaluation.evaluator", "needed when evaluation.enabled: 'classification' "

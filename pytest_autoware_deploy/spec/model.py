@@ -6,12 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-BACKEND_BASES = ("pytorch", "onnx", "tensorrt")
-
-
 @dataclass(frozen=True)
 class BackendId:
-    """A backend under test: base name, optional precision policy and device.
+    """A backend under test: its registered name (backends/registry.py), optional precision policy and device.
 
     Written ``onnx``, ``onnx:fp16``, ``onnx@cuda:0`` or ``onnx:int8@cuda:0``; policy None means 'auto'
     (the graph as exported), which keeps the seed's plain backend names in ids and reports.

@@ -123,3 +123,33 @@ def deep_merge(base: dict, over: dict) -> dict:
     for k, v in over.items():
         out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+# Where a model config's own paths end up in the native spec, and the key AWML's file names them by.
+MODEL_CONFIG_PATHS = ((("runtime_io", "info_pkl"), "test_dataloader.dataset.ann_file"),
+                      (("data", "kwargs", "ann_file"), "test_dataloader.dataset.ann_file"))
+
+
+def _at(d, keys):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def check_model_config_paths(mc: ModelConfig, sections: dict, merged: dict):
+    """An info file the model config names (and the deploy config did not replace) must exist: the error names
+    the model config and its key, and says how AWML's relative paths resolve (against the directory the
+    command runs from: AWML's tools run from the repository root, ``data_root='data/t4dataset/'``)."""
+    for keys, awml_key in MODEL_CONFIG_PATHS:
+        path = _at(sections, keys)
+        if not path or _at(merged, keys) != path or Path(path).is_file():
+            continue
+        dataset = (mc.cfg.get("test_dataloader") or {}).get("dataset") or {}
+        raise SpecError(mc.file, awml_key, f"the test split's info file {path} does not exist (data_root="
+                        f"{dataset.get('data_root')!r}, ann_file={dataset.get('ann_file')!r}). A model config's "
+                        f"relative paths resolve against the directory the command runs from, as AWML's tools run "
+                        f"from the AWML repository root (here: {Path.cwd()}); run from there, or give the file in "
+                        f"the deploy config (runtime_io.info_file / runtime_io.info_pkl, or --cfg-options "
+                        f"runtime_io.info_pkl=PATH)")

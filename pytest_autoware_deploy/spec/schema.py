@@ -14,6 +14,7 @@ from typing import Any
 
 from ..bench.latency import PERCENTILES
 from ..errors import SpecError
+from ..policies import POLICIES
 
 ANY = object()
 
@@ -66,11 +67,25 @@ SCHEMA: dict[str, Field] = {
         "dynamic_axes": F((dict, type(None)), None),
         "keep_initializers_as_inputs": F(bool, False),
         "dynamo": F(bool, False, doc="use the torch.export-based exporter instead of TorchScript"),
+        "simplify": F(bool, False, doc="simplify the exported graph with onnxslim (AWML's key); the simplified "
+                                       "graph is cached, published and verified"),
+        "metadata": F(dict, doc="written into the exported graph for Autoware (what AWML's update_onnx_metadata.py "
+                                "writes; TensorRT logs the fields in the node's log); see export/onnx_finish.py",
+                      children={
+            "producer_name": F(OPT_STR, None, doc="AWML writes 'autoware-ml'"),
+            "producer_version": F(OPT_STR, None, doc="AWML writes its git tag (or hash)"),
+            "domain": F(OPT_STR, None, doc="e.g. '3D object detection'"),
+            "model_version": F((int, type(None)), None, doc="ModelProto model_version (non-negative int)"),
+            "doc_string": F(OPT_STR, None, doc="free description, e.g. the model's release"),
+            "props": F(dict, {}, doc="metadata_props key -> value (str as is, others JSON), e.g. class_names"),
+        }),
     }),
     "backend_config": F(dict, doc="backend build settings", children={
         "common_config": F(dict, children={
-            "precision_policy": F(str, "auto", ("auto", "fp16", "fp32_tf32", "int8", "strongly_typed")),
+            "precision_policy": F(str, "auto", POLICIES),
             "max_workspace_size": F(int, 1 << 30),
+            "compute_capabilities": F(list, [], doc="TensorRT-RTX: the compute capabilities its engine is compiled "
+                                      "for ahead of time, e.g. ['8.6', '12.0'] ([]: the module's default set)"),
         }),
         "model_inputs": F(list, [], doc="dict(name, shape | min_shape/opt_shape/max_shape, dtype)"),
     }),
@@ -88,7 +103,9 @@ SCHEMA: dict[str, Field] = {
         "enabled": F(bool, True),
         "num_samples": F(int, -1, doc="-1 = all"),
         "verbose": F(bool, False),
-        "models_to_evaluate": F(list, ["pytorch", "onnx"], doc="backends under test"),
+        "models_to_evaluate": F(list, ["pytorch", "onnx"], doc="backends under test: 'name[:policy][@device]', "
+                                "name a registered backend (backends/registry.py: pytorch, onnx, tensorrt, "
+                                "tensorrt_rtx, or a plugin's)"),
         "evaluator": F(OPT_STR, None, doc="'classification' or 'module.path:Class'"),
         "kwargs": F(dict, {}),
         "prefetch": F(int, 2, doc="samples loaded ahead on a thread while the backend runs (0 = inline)"),
@@ -106,6 +123,15 @@ SCHEMA: dict[str, Field] = {
         "batch_sizes": F(list, [], doc="extra batch sizes to verify when the batch axis is dynamic"),
         "outputs": F(dict, {}, doc="output -> dict(compare='allclose'|'detections2d', decoder, decoder_kwargs, iou, "
                                    "score_atol, box_atol, max_unmatched, min_score, policies); see verify/output_checks.py"),
+        "statistic": F((str, int, float), "max", doc="test_agreement's per-sample error statistic of every output: "
+                       "'max', 'mean', 'pQ' (e.g. 'p99.9') or a quantile in (0, 1]; see verify/streaming.py"),
+        "statistics": F(dict, {}, doc="output -> statistic, replacing `statistic` for that output"),
+        "limits": F(dict, {}, doc="policy -> dict(max_failed_rate, min_top1, min_match_rate): how many evaluated "
+                                  "samples may disagree (default: none for fp32; fp16 1%, int8 5%)"),
+        "localization": F(dict, doc="on a failed agreement/verification, the first diverging ONNX node", children={
+            "enabled": F(bool, True),
+            "chunk_size": F(int, 32, doc="intermediate tensors exposed per ONNX Runtime run (memory bound)"),
+        }),
     }),
     "precision": F(dict, doc="precision policies as ONNX-level transforms, tested per (backend, policy)", children={
         "policies": F(list, [], doc="policies under test (default: [backend_config.common_config.precision_policy])"),
@@ -149,11 +175,23 @@ SCHEMA: dict[str, Field] = {
     "gate": F(dict, doc="regression gate against --deploy-baseline", children={
         "max_accuracy_drop": F((int, float, type(None)), None,
                                doc="vs baseline (default: the policy's evaluation max_drop, else 0)"),
-        "latency_tolerance_pct": F(NUM, 10.0, doc="allowed growth of each gated percentile (--deploy-latency-"
-                                                   "tolerance overrides)"),
+        "latency_tolerance_pct": F(NUM, 10.0, doc="point comparison, for a baseline without raw timings: allowed "
+                                                   "growth of each gated percentile (--deploy-latency-tolerance "
+                                                   "overrides this and latency_min_effect_pct)"),
         "latency_min_delta_ms": F(NUM, 0.0, doc="growth below this many ms is never a breach"),
         "latency_percentiles": F(list, ["median", "p95"], GATED_LATENCY,
                                  doc="which latency_ms keys are gated ([] = latency not gated: a visible skip)"),
+        "latency_min_effect_pct": F(NUM, 5.0, doc="statistical gate: regressed only when the confidence interval of "
+                                                  "current/baseline lies entirely above +this %; see "
+                                                  "bench/gate_stats.py and docs/performance.md"),
+        "latency_confidence": F(NUM, 0.99, doc="two-sided confidence of the bootstrap interval, in (0, 1)"),
+        "latency_max_extensions": F(int, 3, doc="an inconclusive verdict doubles this run's rounds and decides "
+                                                "again, at most this many times"),
+        "latency_inconclusive": F(str, "pass", ("pass", "fail"), doc="still inconclusive after the extensions: "
+                                  "pass with a LatencyGateWarning, or fail"),
+        "latency_confirm": F(bool, True, doc="a first 'regressed' is re-measured on a fresh batch of rounds and "
+                                             "decided on it (a burst of other work on a shared machine does not "
+                                             "reproduce)"),
     }),
 }
 

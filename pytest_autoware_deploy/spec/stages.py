@@ -13,6 +13,7 @@ import copy
 import dataclasses
 
 from ..errors import SpecError
+from .inputs import input_specs
 from .schema import suggest
 
 STAGE_KEYS = {"name", "module", "input_names", "output_names", "dynamic_axes", "save_file", "model_inputs", "verify"}
@@ -74,8 +75,6 @@ def stage_names(spec) -> list[str]:
 
 def stage_spec(spec, name: str):
     """The parent spec seen as one stage: its own names, dynamic axes, save file and shapes."""
-    from .load import _input_specs
-
     stage = next((s for s in spec.cfg["pipeline"]["stages"] if s["name"] == name), None)
     if stage is None:
         raise SpecError(spec.file, "pipeline.stages", f"no stage {name!r} (stages: {stage_names(spec)})")
@@ -90,4 +89,4 @@ def stage_spec(spec, name: str):
     cfg["pipeline"] = {"host": None, "kwargs": {}, "stages": []}
     cfg["stage"] = {"name": name, "module": stage["module"], "parent": spec.name,
                     "host": host["host"], "host_kwargs": host["kwargs"]}
-    return dataclasses.replace(spec, name=f"{spec.name}/{name}", cfg=cfg, inputs=_input_specs(cfg, spec.file))
+    return dataclasses.replace(spec, name=f"{spec.name}/{name}", cfg=cfg, inputs=input_specs(cfg, spec.file))

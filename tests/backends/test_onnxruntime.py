@@ -103,7 +103,7 @@ def test_spec_with_fp16_io_passes_end_to_end(pytester, tmp_path):
     spec = write_tiny_spec(tmp_path / "proj", extra="precision = dict(policies=['fp16'], "
                                                     "fp16=dict(keep_io_types=False))")
     result = run(pytester, f"--deploy-config={spec}", "-v")
-    result.assert_outcomes(passed=13)
+    result.assert_outcomes(passed=15)
     result.stdout.fnmatch_lines(["*test_verification[[]tiny-onnx-fp16-logits-sample0-b2[]] PASSED*",
                                  "*test_accuracy[[]tiny-onnx-fp16[]] PASSED*",
                                  "*test_latency[[]tiny-onnx-fp16[]] PASSED*"])

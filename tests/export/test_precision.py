@@ -238,6 +238,8 @@ def test_full_range_int8_saturates_exactly_where_the_machine_says(tmp_path):
     (["pytorch", "onnx"], ["auto", "int8"], {}, True, ["onnxruntime-cpu"]),
     (["pytorch", "onnx"], ["auto"], {}, True, []),  # nothing says where: the graph must hold everywhere
     (["pytorch", "tensorrt"], ["int8"], {}, False, ["tensorrt"]),
+    (["pytorch", "tensorrt_rtx"], ["int8"], {}, False, ["tensorrt"]),  # the registry's int8_target
+    (["pytorch", "onnxruntime@cuda:0"], ["int8"], {}, False, ["onnxruntime-cuda"]),  # an alias
     (["pytorch", "onnx@cuda:0"], ["int8"], {}, False, ["onnxruntime-cuda"]),
     (["pytorch", "onnx", "tensorrt"], ["int8"], {}, True, ["onnxruntime-cpu", "tensorrt"]),  # CPU correctness wins
     (["pytorch", "onnx"], ["int8"], {"export.mode": "both"}, True, ["onnxruntime-cpu", "tensorrt"]),

@@ -370,7 +370,7 @@ def test_spec_run_builds_the_engine_then_skips_without_cuda(pytester, trt_tiny, 
         "-p", "no:cacheprovider", f"--deploy-config={trt_tiny[0]}", "--deploy-work-dir", str(tmp_path / "wd"),
         "--deploy-cfg-options", "export.mode=both", "--deploy-backends=pytorch,tensorrt", "--benchmark-disable",
         "-v", "-rs")
-    result.stdout.fnmatch_lines(["*test_export_tensorrt[[]tiny-auto[]] PASSED*",
+    result.stdout.fnmatch_lines(["*test_export_tensorrt[[]tiny-tensorrt[]] PASSED*",
                                  "*SKIPPED*tensorrt on cuda:0: torch has no CUDA device here*"])
     assert result.parseoutcomes().get("failed", 0) == 0
     assert len(fake.record["build"]) == 1  # export test and runner share the cached engine

@@ -162,7 +162,27 @@ def test_unused_keys_are_listed_once():
     tr = translate(raw, DEPLOY["unified_v2"], device="cpu")
     keys = [u.key for u in tr.unused]
     assert len(keys) == len(set(keys))
-    assert "onnx_config.simplify" in keys
+    assert "onnx_config.simplify" not in keys  # applied (onnxslim), not "accepted, not used"
+
+
+@pytest.mark.parametrize("generation", ["unified_v2", "components"])
+@pytest.mark.parametrize("value", [True, False])
+def test_simplify_maps_to_the_native_key(generation, value):
+    raw = read_config(DEPLOY[generation], "spec")
+    raw["onnx_config"]["simplify"] = value
+    tr = translate(raw, DEPLOY[generation], device="cpu")
+    assert tr.native["onnx_config"]["simplify"] is value
+    assert "onnx_config.simplify" not in [u.key for u in tr.unused]
+
+
+def test_simplify_without_an_export_is_listed_as_unused():
+    raw = read_config(DEPLOY["unified_v2"], "spec")
+    raw["export"]["mode"] = "none"
+    raw["onnx_config"]["simplify"] = True
+    tr = translate(raw, DEPLOY["unified_v2"], device="cpu")
+    assert "simplify" not in tr.native.get("onnx_config", {})
+    assert [u.reason for u in tr.unused if u.key == "onnx_config.simplify"] == [
+        "export.mode='none': the given ONNX is evaluated as it is (no export to simplify)"]
 
 
 @given(tol=st.floats(1e-6, 10.0), ratio=st.floats(0.0, 2.0))
@@ -175,3 +195,45 @@ def test_awml_tolerance_rule_is_kept_exactly(tol, ratio):
     passed = compare_output(ref, act, Tolerance(atol, 0.0), "t").passed
     assert passed == (float(np.max(np.abs(act - ref))) < tol)
     assert compare_output(ref, np.array([0.0, tol, 0.0]), Tolerance(atol, 0.0), "t").passed is False
+
+
+def test_a_missing_info_file_of_the_model_config_names_the_model_config(awml, tmp_path, monkeypatch):
+    """AWML's relative paths are relative to its repository root (its tools run from there; many configs say
+    ``data_root='data/t4dataset/'``): run elsewhere, the test split's info file is not found, and the error
+    names the model config's key, not the deploy config."""
+    ckpt = _checkpoint(awml)
+    model = awml / CSC_MODEL
+    text = model.read_text()
+    for line, relative in (("data_root = ", '"data/t4dataset"'), ("info_directory_path = ", '"calibration_info/"')):
+        old = next(x for x in text.splitlines() if x.startswith(line))
+        text = text.replace(old, line + relative)  # mmengine joins a relative ann_file to data_root
+    model.write_text(text)
+    opts = {"backend_config.model_inputs": SMALL_INPUTS}
+
+    def load(**extra):
+        return load_spec(DEPLOY["mmdeploy"], model_config=model, checkpoint=ckpt, device="cpu",
+                         work_dir=tmp_path / "wd", cfg_options={**opts, **extra})
+
+    assert load().cfg["runtime_io"]["info_pkl"].startswith(str(awml))  # from the AWML root: found
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(SpecError) as info:
+        load()
+    text = str(info.value)
+    assert text.startswith(f"{model}: test_dataloader.dataset.ann_file: the test split's info file "
+                           f"{elsewhere}/data/t4dataset/")
+    assert f"resolve against the directory the command runs from, as AWML's tools run from the AWML repository " \
+           f"root (here: {elsewhere})" in text
+    # the deploy config (or --cfg-options) may name the file instead: then the model config's is not needed
+    given = awml / "data/t4dataset/calibration_info/t4dataset_gen2_base_infos_test.pkl"
+    assert load(**{"runtime_io.info_pkl": str(given)}).cfg["runtime_io"]["info_pkl"] == str(given)
+
+
+@pytest.mark.parametrize("generation", ["unified_v2", "components", "mmdeploy", "framework_v1"])
+def test_onnx_metadata_passes_through_every_generation(generation):
+    raw = read_config(DEPLOY[generation], "spec")
+    raw.setdefault("onnx_config", {})["metadata"] = dict(domain="3D object detection", model_version=7,
+                                                         props=dict(class_names=["car"]))
+    tr = translate(raw, DEPLOY[generation], device="cpu")
+    assert tr.native["onnx_config"]["metadata"] == raw["onnx_config"]["metadata"]

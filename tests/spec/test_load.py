@@ -56,7 +56,7 @@ def test_cfg_option_without_equals_is_an_error():
      "min_shape (4, 3, 16, 16) exceeds max_shape (1, 3, 16, 16)"),
     ("family = 'calibration_status_clasification'", "unknown model family 'calibration_status_clasification' "
                                                     "(did you mean 'calibration_status_classification'?)"),
-    ("evaluation = dict(models_to_evaluate=['pytorch', 'onnxruntime'])", "unknown backend 'onnxruntime'"),
+    ("evaluation = dict(models_to_evaluate=['pytorch', 'onnxrt'])", "unknown backend 'onnxrt'"),
 ])
 def test_bad_input_is_one_clear_error(tmp_path, extra, message):
     spec = write_tiny_spec(tmp_path, extra=extra)

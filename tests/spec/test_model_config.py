@@ -156,3 +156,92 @@ def test_checkpoint_metadata_never_runs_code(tmp_path):
     with pytest.raises(ArtifactError, match="cannot be loaded with weights_only=True .*posix.system"):
         load_checkpoint(model, path)
     assert not marker.exists()
+
+
+TF_MODEL = (HERE / "awml/projects/TransFusion/configs/t4dataset/model"
+            / "transfusion_lidar_pillar_second_secfpn_1xb1_90m-768grid.py")
+
+
+def test_transfusion_model_config_builds_the_bundled_transfusion_l():
+    """AWML's 90 m / 768-grid TransFusion-L model file: every parameter of the bundled model, by name and shape,
+    and the head's settings that no parameter shows (heads, NMS kernel, queries)."""
+    from pytest_autoware_deploy.models.transfusion_lidar.model import TransFusion
+
+    mc = load_model_config(TF_MODEL)
+    assert mc.family == "transfusion_lidar"
+    model = build_model(mc.model, str(mc.file))
+    want = TransFusion(num_classes=4)  # mmdet3d's TransFusionHead default; AWML's dataset config sets it
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in want.state_dict().items()}
+    head = model.pts_bbox_head
+    assert (head.num_proposals, head.nms_kernel_size, head.decoder[0].self_attn.attn.num_heads) == (500, 3, 8)
+    assert head.bev_pos.shape == (1, 192 * 192, 2)  # test_cfg.pts.grid_size // out_size_factor
+    sections = model_sections(mc)
+    kwargs = sections["pipeline"]["kwargs"]
+    assert (kwargs["max_points"], kwargs["max_voxels"], kwargs["use_dims"], kwargs["out_size_factor"]) == \
+        (20, 60000, [0, 1, 2, 3, 4], 4)
+    stage = sections["pipeline"]["stages"][0]
+    assert stage["output_names"] == ["cls_score0", "bbox_pred0", "dir_cls_pred0"]
+    assert stage["model_inputs"][0]["max_shape"] == [60000, 20, 5]
+
+
+def _small_transfusion_config():
+    """The mirrored config at demo size (+-20.48 m, 0.32 m pillars, 50 queries): same types and keys."""
+    import copy
+
+    from pytest_autoware_deploy.spec.model_config import read_config
+
+    cfg = copy.deepcopy(read_config(TF_MODEL, "model config")["model"])
+    pcr, vs = [-20.48, -20.48, -3.0, 20.48, 20.48, 7.0], [0.32, 0.32, 10]
+    cfg["pts_voxel_encoder"].update(point_cloud_range=pcr, voxel_size=vs, feat_channels=[16, 16])
+    cfg["pts_middle_encoder"].update(in_channels=16, output_shape=(128, 128))
+    cfg["pts_backbone"].update(in_channels=16, out_channels=[16, 32, 64], layer_nums=[1, 1, 1])
+    cfg["pts_neck"].update(in_channels=[16, 32, 64], out_channels=[16, 16, 16])
+    cfg["pts_bbox_head"].update(in_channels=48, hidden_channel=32, num_proposals=50, num_classes=3)
+    layer = cfg["pts_bbox_head"]["decoder_layer"]
+    for k in ("self_attn_cfg", "cross_attn_cfg"):
+        layer[k].update(embed_dims=32, num_heads=4)
+    layer["ffn_cfg"].update(embed_dims=32, feedforward_channels=64)
+    layer["pos_encoding_cfg"].update(num_pos_feats=32)
+    cfg["test_cfg"]["pts"].update(grid_size=[128, 128, 1])
+    return cfg
+
+
+def test_transfusion_model_config_computes_what_the_bundled_model_computes():
+    from pytest_autoware_deploy.models.transfusion_lidar.model import TransFusion
+
+    model = build_model(_small_transfusion_config())
+    ref = TransFusion(num_classes=3, in_channels=5, pfn_channels=[16, 16], voxel_size=[0.32, 0.32, 10],
+                      point_cloud_range=[-20.48, -20.48, -3.0, 20.48, 20.48, 7.0], backbone_channels=[16, 32, 64],
+                      layer_nums=[1, 1, 1], neck_channels=[16, 16, 16], out_size_factor=4, num_proposals=50,
+                      hidden_channel=32, num_heads=4, ffn_channels=64).eval()
+    ref.load_state_dict(model.state_dict(), strict=True)
+    gen = torch.Generator().manual_seed(0)
+    coors = torch.zeros(40, 4, dtype=torch.int32)
+    coors[:, 2:] = torch.randperm(128 * 128, generator=gen)[:40].view(-1, 1).repeat(1, 2)
+    coors[:, 2] //= 128
+    coors[:, 3] %= 128
+    num = torch.randint(1, 21, (40,), generator=gen, dtype=torch.int32)
+    voxels = torch.randn(40, 20, 5, generator=gen)
+    with torch.no_grad():
+        for got, want in zip(model(voxels, num, coors), ref(voxels, num, coors)):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("edit, key, text", [
+    (lambda c: c["pts_bbox_head"].update(num_proposal=10), "model.pts_bbox_head.num_proposal",
+     "did you mean 'num_proposals'?"),
+    (lambda c: c["pts_bbox_head"]["decoder_layer"]["ffn_cfg"].update(num_fcs=3), "model.pts_bbox_head.decoder_layer",
+     "only num_fcs=2 with ReLU"),
+    (lambda c: c["pts_bbox_head"]["loss_cls"].update(use_sigmoid=False), "model.pts_bbox_head",
+     "only sigmoid classifiers"),
+    (lambda c: c["test_cfg"]["pts"].update(grid_size=[96, 96, 1]), "model", "test_cfg.pts.grid_size [96, 96, 1] "
+     "differs from the voxel grid (128, 128)"),
+    (lambda c: c["pts_bbox_head"]["decoder_layer"].update(type="DetrTransformerDecoderLayer"),
+     "model.pts_bbox_head.decoder_layer.type", "'DetrTransformerDecoderLayer' is not a type"),
+])
+def test_wrong_transfusion_keys_name_the_dotted_key(edit, key, text):
+    cfg = _small_transfusion_config()
+    edit(cfg)
+    with pytest.raises(MMConfigError) as info:
+        build(cfg)
+    assert info.value.key == key and text in str(info.value), str(info.value)

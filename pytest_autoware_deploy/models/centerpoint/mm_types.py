@@ -87,15 +87,11 @@ def center_head(in_channels, tasks, bbox_coder=None, common_heads=None, share_co
                 init_bias=sep.get("init_bias", -2.19), _class_names=list(tasks[0].get("class_names") or []))
 
 
-def build_centerpoint(pts_voxel_encoder, pts_middle_encoder, pts_backbone, pts_neck, pts_bbox_head,
-                      data_preprocessor=None, _key="model"):
-    import torch
-
-    from .model import CenterPoint
-
+def build_pillar_parts(_key="model", **cfgs) -> dict:
+    """Build the five ``pts_*`` parts of a pillar detector (CenterPoint, TransFusion-L) and check that their
+    channels chain: pillar features -> scatter -> SECOND -> SECONDFPN -> head."""
     parts = {}
-    for name, cfg in (("pts_voxel_encoder", pts_voxel_encoder), ("pts_middle_encoder", pts_middle_encoder),
-                      ("pts_backbone", pts_backbone), ("pts_neck", pts_neck), ("pts_bbox_head", pts_bbox_head)):
+    for name, cfg in cfgs.items():
         parts.update(build(cfg, f"{_key}.{name}"))
     pfn_out = parts["pfn_channels"][-1]
     for got, key in ((parts.pop("_scatter_channels"), "pts_middle_encoder.in_channels"),
@@ -106,6 +102,17 @@ def build_centerpoint(pts_voxel_encoder, pts_middle_encoder, pts_backbone, pts_n
         raise ValueError("pts_neck.in_channels differ from pts_backbone.out_channels")
     if parts.pop("_head_in") != sum(parts["neck_channels"]):
         raise ValueError("pts_bbox_head.in_channels differs from the sum of pts_neck.out_channels")
+    return parts
+
+
+def build_centerpoint(pts_voxel_encoder, pts_middle_encoder, pts_backbone, pts_neck, pts_bbox_head,
+                      data_preprocessor=None, _key="model"):
+    import torch
+
+    from .model import CenterPoint
+
+    parts = build_pillar_parts(_key, pts_voxel_encoder=pts_voxel_encoder, pts_middle_encoder=pts_middle_encoder,
+                               pts_backbone=pts_backbone, pts_neck=pts_neck, pts_bbox_head=pts_bbox_head)
     grid, names = parts.pop("_grid"), parts.pop("_class_names")
     del names
     pcr, vs = parts["point_cloud_range"], parts["voxel_size"]

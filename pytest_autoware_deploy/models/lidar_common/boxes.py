@@ -17,17 +17,19 @@ def circle_nms(xy, scores, min_radius, post_max_size=None):
     """mmdet3d's circle NMS: visit boxes by descending score, drop those whose centre lies within
     ``min_radius`` metres of a kept one. Returns kept indices (score order)."""
     order = np.argsort(-np.asarray(scores), kind="stable")
-    xy = np.asarray(xy, np.float64)
+    xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    xs, ys = np.ascontiguousarray(xy[order, 0]), np.ascontiguousarray(xy[order, 1])  # in visiting order
+    r2 = min_radius ** 2
     kept, suppressed = [], np.zeros(len(order), bool)
-    for pos, i in enumerate(order):
+    for pos in range(len(order)):
         if suppressed[pos]:
             continue
-        kept.append(int(i))
+        kept.append(pos)
         if post_max_size is not None and len(kept) >= post_max_size:
             break
-        rest = order[pos + 1:]
-        suppressed[pos + 1:] |= np.sum((xy[rest] - xy[i]) ** 2, axis=1) <= min_radius ** 2
-    return np.asarray(kept, np.int64)
+        dx, dy = xs[pos + 1:] - xs[pos], ys[pos + 1:] - ys[pos]  # views of the rest: no gathers per box
+        suppressed[pos + 1:] |= dx * dx + dy * dy <= r2
+    return order[np.asarray(kept, np.int64)].astype(np.int64)
 
 
 def gaussian_radius(height, width, min_overlap=0.1):

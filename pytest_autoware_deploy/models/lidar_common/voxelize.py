@@ -6,6 +6,9 @@ pillars (later ones dropped). ``pillar_features``: PillarFeatureNet's decoration
 offset from the pillar's point mean, offset from the pillar centre; padding zeroed), what AWML's
 ``PillarFeatureNetONNX.get_input_features`` computes before export and Autoware's
 ``generateFeatures`` kernel computes on the GPU. ``scatter``: PointPillarsScatter onto the BEV canvas.
+
+This is the CPU reference; ``voxelize_torch.py`` is the same on a GPU, bit for bit (sums are written as
+sequential loops here and there so that both add in one defined order).
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ def voxelize(points, voxel_size, point_cloud_range, max_points, max_voxels):
     pcr = np.asarray(point_cloud_range, np.float32)
     vs = np.asarray(voxel_size, np.float32)
     nx, ny, nz = grid_shape(point_cloud_range, voxel_size)
-    idx = np.floor((points[:, :3] - pcr[:3]) / vs).astype(np.int64)
-    inside = np.all((idx >= 0) & (idx < np.array([nx, ny, nz])), axis=1)
-    points, idx = points[inside], idx[inside]
+    cell = np.floor((points[:, :3] - pcr[:3]) / vs)
+    # range test on the float cells: NaN and huge coordinates fall out before any int cast
+    inside = np.all((cell >= 0) & (cell < np.array([nx, ny, nz], np.float32)), axis=1)
+    points, idx = points[inside], cell[inside].astype(np.int64)
     lin = (idx[:, 2] * ny + idx[:, 1]) * nx + idx[:, 0]
     uniq, first, inverse = np.unique(lin, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")[:max_voxels]  # voxel ids by first appearance
@@ -59,14 +63,18 @@ def pillar_features(voxels, num_points, coors, voxel_size, point_cloud_range, wi
     feats = [voxels]
     n = np.maximum(num_points, 1).astype(np.float32)[:, None, None]
     if with_cluster_center:
-        mean = voxels[:, :, :3].sum(axis=1, keepdims=True) / n
+        total = voxels[:, 0, :3] if voxels.shape[1] else np.zeros((len(voxels), 3), np.float32)
+        for j in range(1, voxels.shape[1]):  # a fixed, sequential order: voxelize_torch sums the same way
+            total = total + voxels[:, j, :3]
+        mean = total[:, None, :] / n
         feats.append(voxels[:, :, :3] - mean)
     if with_voxel_center:
         c = coors.astype(np.float32)
         centre = np.stack([c[:, 3] * vx + xo, c[:, 2] * vy + yo, c[:, 1] * vz + zo], -1)[:, None, :]
         feats.append(voxels[:, :, :3] - centre)
     if with_distance:
-        feats.append(np.linalg.norm(voxels[:, :, :3], axis=2, keepdims=True))
+        x, y, z = (voxels[:, :, i:i + 1] for i in range(3))
+        feats.append(np.sqrt(x * x + y * y + z * z))  # spelled out: the torch twin adds in the same order
     out = np.concatenate(feats, axis=2).astype(np.float32)
     mask = np.arange(voxels.shape[1])[None, :] < num_points[:, None]
     return out * mask[:, :, None]

@@ -13,4 +13,5 @@ FAMILY = {
     "loader": "pytest_autoware_deploy.models.lidar_common.dataset:load_samples",
     "evaluator": "detection3d",
     "host": f"{_PKG}.pipeline:TransFusionPipeline",
+    "mm_types": f"{_PKG}.mm_types:MM_TYPES",  # OpenMMLab type= names it deploys (models/mm_registry.py)
 }

@@ -4,6 +4,10 @@
 ``generateVoxels``) -> stage ``end2end`` -> decode (TransFusionBBoxCoder: label = argmax of the
 query's class scores, centre from feature-map cells to metres, exp of the log-size, atan2 of
 sin/cos, score threshold) and, optionally, circle NMS (AWML's test_cfg has none).
+
+``host_device`` (``lidar_common/host_device.py``) puts the voxelization on the GPU; the decoding works on
+the graph's ``num_proposals`` queries only (hundreds of values), so it stays in numpy on both paths and a
+device tensor output is copied to the host first.
 """
 
 from __future__ import annotations
@@ -11,14 +15,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..lidar_common.boxes import circle_nms, empty_detections
+from ..lidar_common.host_device import on_device, resolve_host_device, stage_feed, to_numpy
 from ..lidar_common.voxelize import voxelize
 
 
 def decode_transfusion(outs, voxel_size, point_cloud_range, out_size_factor, score_threshold=0.1,
                        nms_radius=None, post_max_size=None):
-    scores_all = np.asarray(outs["cls_score0"][0], np.float64)  # (C, P)
-    bbox = np.asarray(outs["bbox_pred0"][0], np.float64)  # (8, P): centre 2, height 1, log dim 3, vel 2
-    rot = np.asarray(outs["dir_cls_pred0"][0], np.float64)  # (2, P): sin, cos
+    scores_all = to_numpy(outs["cls_score0"][0]).astype(np.float64)  # (C, P)
+    bbox = to_numpy(outs["bbox_pred0"][0]).astype(np.float64)  # (8, P): centre 2, height 1, log dim 3, vel 2
+    rot = to_numpy(outs["dir_cls_pred0"][0]).astype(np.float64)  # (2, P): sin, cos
     labels = scores_all.argmax(0)
     scores = scores_all.max(0)
     keep = scores >= score_threshold
@@ -45,7 +50,7 @@ class TransFusionPipeline:
 
     def __init__(self, voxel_size=(0.24, 0.24, 10.0), point_cloud_range=(-92.16, -92.16, -3.0, 92.16, 92.16, 7.0),
                  max_points=20, max_voxels=60000, use_dims=(0, 1, 2, 3, 4), out_size_factor=4, score_threshold=0.1,
-                 nms_radius=None, post_max_size=None, input_name="points"):
+                 nms_radius=None, post_max_size=None, input_name="points", host_device="auto"):
         self.voxel_size = [float(v) for v in voxel_size]
         self.pcr = [float(v) for v in point_cloud_range]
         self.max_points, self.max_voxels = int(max_points), int(max_voxels)
@@ -54,15 +59,38 @@ class TransFusionPipeline:
                                   out_size_factor=out_size_factor, score_threshold=score_threshold,
                                   nms_radius=nms_radius, post_max_size=post_max_size)
         self.input_name = input_name
+        self.device = resolve_host_device(host_device)
+
+    def _check(self, points):
+        if points.ndim != 2 or points.shape[1] <= max(self.use_dims):
+            raise ValueError(f"TransFusionPipeline: points must be (N, >{max(self.use_dims)}), "
+                             f"got {tuple(points.shape)}")
 
     def preprocess(self, points):
+        """Sweep -> the graph's ``voxels / num_points / coors``, numpy (the reference path)."""
         points = np.asarray(points, np.float32)
-        if points.ndim != 2 or points.shape[1] <= max(self.use_dims):
-            raise ValueError(f"TransFusionPipeline: points must be (N, >{max(self.use_dims)}), got {points.shape}")
+        self._check(points)
         voxels, num, coors = voxelize(points[:, self.use_dims], self.voxel_size, self.pcr, self.max_points,
                                       self.max_voxels)
         return {"voxels": voxels, "num_points": num, "coors": coors}
 
+    def preprocess_torch(self, points, device=None):
+        """``preprocess`` in PyTorch on ``device`` (default: the host device): tensors, bit-identical."""
+        import torch
+
+        from ..lidar_common.voxelize_torch import voxelize_torch
+
+        device = device or self.device or torch.device("cpu")
+        points = on_device(points, device).to(torch.float32)
+        self._check(points)
+        voxels, num, coors = voxelize_torch(points[:, torch.tensor(self.use_dims, device=device)], self.voxel_size,
+                                            self.pcr, self.max_points, self.max_voxels)
+        return {"voxels": voxels, "num_points": num, "coors": coors}
+
     def run(self, inputs, call_stage):
-        outs = call_stage("end2end", self.preprocess(inputs[self.input_name]))
+        if self.device is None:
+            feed = self.preprocess(inputs[self.input_name])
+        else:
+            feed = stage_feed(self.preprocess_torch(inputs[self.input_name]))
+        outs = call_stage("end2end", feed)
         return decode_transfusion(outs, **self.decode_kwargs)

@@ -88,7 +88,7 @@ def translate(raw: dict, file, device=None, have_checkpoint=False):
     mode = v2.export_section(w, raw.get("export") or {})
     v2.runtime_section(w, raw.get("runtime_io") or {})
     if "onnx_config" in raw:
-        v2.onnx_section(w, raw["onnx_config"])
+        v2.onnx_section(w, raw["onnx_config"], mode)
     chosen = "auto"
     tc = raw.get("tensorrt_config")
     if tc is not None:

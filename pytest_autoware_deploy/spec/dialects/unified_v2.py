@@ -2,7 +2,7 @@
 commit 65fdbffe), e.g. ``projects/CalibrationStatusClassification/deploy/configs/deploy_config.py``.
 
 Top-level ``checkpoint_path``, ``devices`` (aliases), ``task_type``; ``export.onnx_path``; ``runtime_io.info_file``;
-``model_io`` (tensor names, batch size, dynamic axes); ``onnx_config.simplify``;
+``model_io`` (tensor names, batch size, dynamic axes); ``onnx_config.simplify`` (onnxslim, native);
 ``evaluation.backends.{pytorch,onnx,tensorrt}.{enabled,device,model_dir,engine_dir}`` and
 ``verification.{enabled,tolerance,num_verify_samples,devices,scenarios}``. The scenarios of the run's
 export mode (reference/test backend+device pairs) become the verification tests' parametrization;
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from . import mmdeploy
 from .base import Walker, backend_with_device, strict_tolerance, tolerance_applies_to_policy
-from ..schema import SCHEMA
 
 GENERATION = "unified_v2"
 TITLE = ("unified v2 deploy config (vividf/AWML feat/onnx_runtime_tensorrt_evaluation_develop-centerpoint @65fdbffe: "
@@ -84,15 +83,13 @@ def runtime_section(w: Walker, runtime: dict):
         w.put("runtime_io.info_pkl", runtime["info_file"])
 
 
-def onnx_section(w: Walker, section: dict):
+def onnx_section(w: Walker, section: dict, mode: str | None = None):
+    """``simplify`` is the native ``onnx_config.simplify`` (onnxslim after export, the simplified graph is the one
+    verified and deployed); with export.mode='none' no export runs, so the given ONNX stays as it is."""
     extra = {}
-    if "simplify" in section:
-        if "simplify" in (SCHEMA["onnx_config"].children or {}):
-            pass  # the native spec has it: passed through
-        else:
-            extra["simplify"] = ("graph simplification (onnxsim/onnxslim) is not applied by this version; the "
-                                 "exported graph is what gets verified")
-    mmdeploy.onnx_config(w, section, extra)
+    if section.get("simplify") and mode == "none":
+        extra["simplify"] = "export.mode='none': the given ONNX is evaluated as it is (no export to simplify)"
+    mmdeploy.onnx_config(w, section, extra)  # a key of ``extra`` is listed as unused, not passed through
 
 
 def evaluation_section(w: Walker, ev: dict, devices: Devices, mode: str):
@@ -254,7 +251,7 @@ def translate(raw: dict, file, device=None, have_checkpoint=False):
     if "model_io" in raw:
         model_io_section(w, raw["model_io"], have_model_inputs=bool(bc.get("model_inputs")))
     if "onnx_config" in raw:
-        onnx_section(w, raw["onnx_config"])
+        onnx_section(w, raw["onnx_config"], mode)
     evaluation_section(w, raw.get("evaluation") or {}, devices, mode)
     pairs = verification_section(w, raw.get("verification") or {}, raw.get("devices"), mode, device)
     mmdeploy.apply_policy_to_tensorrt(w, chosen, "backend_config.common_config.precision_policy")

@@ -91,3 +91,40 @@ def test_shipped_checkpoint_detects_cars_in_fresh_scenes(tmp_path):
 def test_points_with_too_few_columns_are_refused():
     with pytest.raises(ValueError, match=r"points must be \(N, >3\), got \(10, 3\)"):
         CenterPointPipeline(**DEMO_HOST).preprocess(np.zeros((10, 3), np.float32))
+
+
+def _recording(call, log):
+    def record(name, feed):
+        assert all(isinstance(v, np.ndarray) for v in feed.values())  # the runners' contract: host arrays
+        log.append({k: v.copy() for k, v in feed.items()})
+        return call(name, feed)
+    return record
+
+
+def test_torch_host_path_gives_the_numpy_pipelines_stage_inputs_and_boxes():
+    """host_device: the PyTorch path (here on the CPU) feeds both stages the same arrays and decodes the
+    same boxes, bit for bit, as the numpy reference, with the shipped checkpoint on fresh scenes."""
+    import torch
+
+    from pytest_autoware_deploy.export.pytorch_model import load_checkpoint
+
+    model = build_model(**DEMO_MODEL)
+    load_checkpoint(model, CKPT)
+    call = torch_call_stage(model.eval(), STAGE_OUTPUTS)
+    ref_host = CenterPointPipeline(**DEMO_HOST, host_device="numpy")
+    torch_host = CenterPointPipeline(**DEMO_HOST, host_device="cpu")
+    assert ref_host.device is None and torch_host.device == torch.device("cpu")
+    detected = 0
+    for seed in (3, 4, 5):
+        points = _scene_points(seed)
+        feeds_ref, feeds_torch = [], []
+        with torch.inference_mode():
+            ref = ref_host.run({"points": points}, _recording(call, feeds_ref))
+            got = torch_host.run({"points": points}, _recording(call, feeds_torch))
+        for a, b in zip(feeds_ref, feeds_torch, strict=True):
+            for k in a:
+                np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+        for k in ("boxes_3d", "scores", "labels"):
+            np.testing.assert_array_equal(ref[k], got[k], err_msg=k)
+        detected += len(ref["scores"])
+    assert detected > 5

@@ -121,3 +121,30 @@ def test_circle_nms_keeps_a_maximal_set_of_separated_centres(dets, radius):
     for i in set(range(len(dets))) - set(keep.tolist()):  # every dropped one lies near a kept, higher one
         near = np.linalg.norm(kept - xy[i], axis=1) <= radius
         assert (near & (scores[keep] >= scores[i])).any()
+
+
+def _circle_nms_mmdet3d(xy, scores, min_radius, post_max_size=None):
+    """mmdet3d's loop as written there (a gather of the rest per kept box): what circle_nms must equal."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    xy = np.asarray(xy, np.float64)
+    kept, suppressed = [], np.zeros(len(order), bool)
+    for pos, i in enumerate(order):
+        if suppressed[pos]:
+            continue
+        kept.append(int(i))
+        if post_max_size is not None and len(kept) >= post_max_size:
+            break
+        rest = order[pos + 1:]
+        suppressed[pos + 1:] |= np.sum((xy[rest] - xy[i]) ** 2, axis=1) <= min_radius ** 2
+    return np.asarray(kept, np.int64)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.floats(-5, 5), st.floats(-5, 5), st.sampled_from([0.1, 0.5, 0.9]) | st.floats(0, 1)),
+                max_size=40), st.floats(0.01, 3), st.none() | st.integers(1, 10))
+def test_circle_nms_keeps_exactly_mmdet3d_loops_boxes(dets, radius, post_max_size):
+    xy = np.array([d[:2] for d in dets], np.float64).reshape(-1, 2)
+    scores = np.array([d[2] for d in dets], np.float64)  # tied scores too: visited in index order
+    keep = circle_nms(xy, scores, radius, post_max_size)
+    assert keep.dtype == np.int64
+    np.testing.assert_array_equal(keep, _circle_nms_mmdet3d(xy, scores, radius, post_max_size))

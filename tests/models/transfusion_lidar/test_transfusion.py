@@ -76,3 +76,37 @@ def test_shipped_checkpoint_detects_cars_in_fresh_scenes(tmp_path):
     load_checkpoint(model, CKPT)
     res = evaluate_pipeline(model, TransFusionPipeline(**DEMO_HOST), {"end2end": list(OUTPUT_NAMES)}, info, CLASSES)
     assert res["AP_car"] >= 0.5
+
+
+def test_torch_host_path_gives_the_numpy_pipelines_voxels_and_boxes():
+    """host_device: PyTorch voxelization (here on the CPU) feeds the graph the numpy path's arrays, so the
+    decoded boxes are identical; a tensor output of the graph decodes as its numpy copy does."""
+    import torch
+
+    from pytest_autoware_deploy.export.pytorch_model import load_checkpoint
+    from pytest_autoware_deploy.models.lidar_common.torch_stage import torch_call_stage
+
+    model = build_model(**DEMO_MODEL)
+    load_checkpoint(model, CKPT)
+    call = torch_call_stage(model.eval(), {"end2end": OUTPUT_NAMES})
+    feeds = []
+
+    def record(name, feed):
+        assert all(isinstance(v, np.ndarray) for v in feed.values())
+        feeds.append(feed)
+        return call(name, feed)
+
+    rng = np.random.default_rng(8)
+    points = render(random_scene(rng, 30.0), rng, 30.0)[0]
+    with torch.inference_mode():
+        ref = TransFusionPipeline(**DEMO_HOST, host_device="numpy").run({"points": points}, record)
+        got = TransFusionPipeline(**DEMO_HOST, host_device="cpu").run({"points": points}, record)
+        outs = call("end2end", feeds[0])
+    for k in feeds[0]:
+        np.testing.assert_array_equal(feeds[0][k], feeds[1][k], err_msg=k)
+    as_tensors = decode_transfusion({k: torch.from_numpy(v) for k, v in outs.items()},
+                                    **TransFusionPipeline(**DEMO_HOST).decode_kwargs)
+    assert len(ref["scores"]) > 3
+    for k in ("boxes_3d", "scores", "labels"):
+        np.testing.assert_array_equal(ref[k], got[k], err_msg=k)
+        np.testing.assert_array_equal(ref[k], as_tensors[k], err_msg=k)

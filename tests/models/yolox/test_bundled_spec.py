@@ -28,7 +28,7 @@ def test_bundled_spec_passes_with_shipped_checkpoint(pytester, val_split, tmp_pa
         "benchmark.warmup=1", "benchmark.batch_sizes=[1]", "verification.num_samples=1",
         f"--deploy-work-dir={work}", "-p", "no:cacheprovider")
     # export; verification 2 backends x 2 outputs x 2 shapes; accuracy, latency, throughput x 3 backends
-    result.assert_outcomes(passed=18)
+    result.assert_outcomes(passed=22)
     spec = json.loads((work / "deploy_report.json").read_text())["specs"]["yolox_opt_traffic_light"]
     backends = spec["backends"]
     for name in ("pytorch", "onnx", "onnx:int8"):

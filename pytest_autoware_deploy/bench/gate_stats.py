@@ -1,0 +1,263 @@
+"""Statistics for the latency gate: is this run slower than the baseline, beyond noise and beyond a minimum effect?
+
+A point comparison (``current p95 > baseline p95 * 1.1``) either flakes on a shared machine or is set so loose it
+catches nothing. Here every gated statistic is compared through its **ratio current/baseline** with a bootstrap
+confidence interval over both sides' raw per-round timings (fixed seed: the same timings always give the same
+verdict), against a threshold ratio ``t = max(1 + min_effect_pct/100, 1 + min_delta_ms/baseline)``:
+
+- ``regressed``: the CI's lower bound is above ``t`` (confidently slower by more than the minimum effect);
+- ``inconclusive``: the point ratio is above ``t`` but the lower bound is not (looks slower, not shown yet): the
+  gate measures more rounds and decides again (:func:`gate_with_extensions`), at most ``max_extensions`` times;
+- ``ok``: the point ratio is at most ``t`` (not slower by the minimum effect; identical timings are always ok).
+
+A first ``regressed`` is confirmed on a fresh batch of rounds before it counts (``confirm``): on a shared machine a
+burst of someone else's work during the measurement is a real slowdown of the run, not of the code.
+
+Why this shape: extra rounds are spent only where a regression is suspected, and a rule that never fails
+without a confident lower bound cannot be tipped by one noisy run. The minimum effect absorbs what a
+within-run interval cannot see: the machine's speed drifting between the baseline's run and this one.
+
+A one-sided Mann-Whitney U test (normal approximation, tie-corrected; no scipy) is reported beside each verdict
+as a distribution-wide second opinion; the decision is the bootstrap's, since it speaks about the named
+percentile itself (Mann-Whitney tests a location shift of the whole distribution, not p95).
+
+Raw timings are stored thinned (:func:`thin`): at most ``MAX_SAMPLES`` values, the order statistics at evenly
+spaced ranks, so every percentile of the stored list matches the full list's within one rank step; bootstrapping
+2000 values where there were more gives a (slightly) wider interval, never a narrower one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .latency import PERCENTILES
+
+MAX_SAMPLES = 2000  # stored raw timings per (spec, backend); also what one bootstrap side resamples
+N_BOOT = 2000
+SEED = 20261125
+VERDICTS = ("ok", "inconclusive", "regressed")
+
+# gated latency_ms key -> percentile (numpy, linear interpolation, as bench.latency.latency_stats_ms); "mean" apart
+_Q = {"min": 0.0, "max": 100.0, "median": 50.0, **{f"p{p}": float(p) for p in PERCENTILES}}
+
+
+def _array(samples, what="samples") -> np.ndarray:
+    x = np.asarray(list(samples) if not isinstance(samples, np.ndarray) else samples, dtype=np.float64).ravel()
+    if x.size == 0:
+        raise ValueError(f"no {what}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{what} contain NaN or infinity")
+    return x
+
+
+def statistic(samples, name: str) -> float:
+    """The gated statistic ``name`` (a ``latency_ms`` key: min/mean/median/max/pNN) of raw samples."""
+    x = _array(samples)
+    if name == "mean":
+        return float(x.mean())
+    if name not in _Q:
+        raise ValueError(f"cannot gate latency statistic {name!r} (expected one of mean, {', '.join(_Q)})")
+    return float(np.percentile(x, _Q[name]))
+
+
+def thin(samples, cap: int = MAX_SAMPLES) -> list[float]:
+    """At most ``cap`` values, sorted: all of them, or the order statistics at ``cap`` evenly spaced ranks
+    (minimum and maximum kept). Deterministic, and percentiles of the result track the full list's."""
+    x = np.sort(_array(samples))
+    if cap < 2:
+        raise ValueError(f"cap must be at least 2, got {cap}")
+    if x.size > cap:
+        x = x[np.round(np.linspace(0, x.size - 1, cap)).astype(np.int64)]
+    return [float(v) for v in x]
+
+
+def _boot_stats(x: np.ndarray, names, n_boot: int, rng) -> dict[str, np.ndarray]:
+    """``n_boot`` bootstrap replicates of each statistic (one shared resampling, in chunks to bound memory)."""
+    out = {n: np.empty(n_boot) for n in names}
+    qs = [n for n in names if n != "mean"]
+    chunk = max(1, 4_000_000 // x.size)
+    for start in range(0, n_boot, chunk):
+        stop = min(n_boot, start + chunk)
+        resampled = x[rng.integers(0, x.size, size=(stop - start, x.size))]
+        if qs:
+            vals = np.percentile(resampled, [_Q[n] for n in qs], axis=1)
+            for n, v in zip(qs, vals):
+                out[n][start:stop] = v
+        if "mean" in names:
+            out["mean"][start:stop] = resampled.mean(axis=1)
+    return out
+
+
+def bootstrap_ratio_ci(baseline, current, names, confidence: float = 0.99, n_boot: int = N_BOOT,
+                       seed: int = SEED) -> dict[str, tuple[float, float]]:
+    """Two-sided percentile-bootstrap CI of ``stat(current) / stat(baseline)`` per statistic in ``names``,
+    both sides resampled independently (more than ``MAX_SAMPLES`` values are thinned first)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    names = list(names)
+    for n in names:
+        if n != "mean" and n not in _Q:
+            statistic([1.0], n)  # the one error message for an unknown statistic
+    base, cur = np.asarray(thin(baseline)), np.asarray(thin(current))
+    rng = np.random.default_rng(seed)
+    b, c = _boot_stats(base, names, n_boot, rng), _boot_stats(cur, names, n_boot, rng)
+    alpha = (1 - confidence) / 2
+    out = {}
+    for n in names:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = c[n] / b[n]
+        ratios = np.where(np.isnan(ratios), 1.0, ratios)  # 0/0: both sides zero, no change
+        lo, hi = np.quantile(ratios, [alpha, 1 - alpha])
+        out[n] = (float(lo), float(hi))
+    return out
+
+
+def mann_whitney_greater(baseline, current) -> tuple[float, float]:
+    """One-sided Mann-Whitney U test that ``current`` tends to be larger than ``baseline``: (U, p).
+
+    U counts pairs (b, c) with c > b (ties count 1/2). p comes from the normal approximation with the
+    tie-corrected variance and a continuity correction; p = 1 when every value is equal (no evidence)."""
+    b, c = _array(baseline, "baseline samples"), _array(current, "current samples")
+    n1, n2 = b.size, c.size
+    allv = np.concatenate([b, c])
+    order = np.argsort(allv, kind="mergesort")
+    ranks = np.empty(allv.size)
+    sorted_v = allv[order]
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_v, return_index=True, return_counts=True)
+    avg = first + (counts + 1) / 2.0  # 1-based average rank of each tie group
+    ranks[order] = np.repeat(avg, counts)
+    u = float(ranks[n1:].sum() - n2 * (n2 + 1) / 2.0)
+    n = n1 + n2
+    tie_term = float((counts ** 3 - counts).sum())
+    var = n1 * n2 / 12.0 * ((n + 1) - tie_term / (n * (n - 1))) if n > 1 else 0.0
+    if var <= 0:
+        return u, 1.0
+    z = (u - n1 * n2 / 2.0 - 0.5) / math.sqrt(var)
+    return u, 0.5 * math.erfc(z / math.sqrt(2))
+
+
+@dataclass(frozen=True)
+class LatencyVerdict:
+    """One gated statistic's comparison. ``ci`` is None for a point comparison (a baseline without raw timings)."""
+
+    stat: str
+    verdict: str  # one of VERDICTS
+    baseline_ms: float
+    current_ms: float
+    ratio: float
+    ci: tuple[float, float] | None
+    threshold: float  # ratio above which a change counts (minimum effect, minimum delta)
+    confidence: float | None
+    rounds: tuple[int, int]  # (baseline, current) raw timings compared
+    mann_whitney_p: float | None = None
+    note: str = ""
+
+    @property
+    def effect_pct(self) -> float:
+        return (self.ratio - 1) * 100
+
+    def __str__(self):
+        text = (f"latency {self.stat}: {self.verdict}, baseline {self.baseline_ms:.6g} ms, current "
+                f"{self.current_ms:.6g} ms, effect {self.effect_pct:+.1f}%")
+        if self.ci is not None:
+            lo, hi = ((v - 1) * 100 for v in self.ci)
+            text += f" ({self.confidence:.0%} CI {lo:+.1f}% .. {hi:+.1f}%)"
+        text += (f", threshold +{(self.threshold - 1) * 100:.1f}%, rounds {self.rounds[0]} baseline / "
+                 f"{self.rounds[1]} current")
+        if self.mann_whitney_p is not None:
+            text += f", Mann-Whitney p={self.mann_whitney_p:.2g}"
+        return text + (f"; {self.note}" if self.note else "")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["effect_pct"] = self.effect_pct
+        return d
+
+
+def threshold_ratio(baseline_stat: float, min_effect_pct: float, min_delta_ms: float = 0.0) -> float:
+    """The ratio a change must exceed: the minimum effect, or the minimum delta relative to the baseline."""
+    t = 1 + min_effect_pct / 100.0
+    if min_delta_ms > 0:
+        t = max(t, 1 + min_delta_ms / baseline_stat) if baseline_stat > 0 else math.inf
+    return t
+
+
+def compare(baseline, current, names, min_effect_pct: float, min_delta_ms: float = 0.0, confidence: float = 0.99,
+            n_boot: int = N_BOOT, seed: int = SEED) -> list[LatencyVerdict]:
+    """A verdict per statistic in ``names`` for raw timings in ms (see the module docstring for the rule)."""
+    base, cur = _array(baseline, "baseline samples"), _array(current, "current samples")
+    cis = bootstrap_ratio_ci(base, cur, names, confidence, n_boot, seed)
+    _, p = mann_whitney_greater(thin(base), thin(cur))
+    out = []
+    for n in names:
+        b, c = statistic(base, n), statistic(cur, n)
+        ratio = c / b if b > 0 else (1.0 if c == b else math.inf)
+        t = threshold_ratio(b, min_effect_pct, min_delta_ms)
+        lo, _hi = cis[n]
+        verdict = "regressed" if lo > t else ("inconclusive" if ratio > t else "ok")
+        out.append(LatencyVerdict(n, verdict, b, c, ratio, cis[n], t, confidence, (int(base.size), int(cur.size)),
+                                  p))
+    return out
+
+
+def worst(verdicts) -> str:
+    """regressed > inconclusive > ok."""
+    return max((v.verdict for v in verdicts), key=VERDICTS.index, default="ok")
+
+
+@dataclass
+class GateResult:
+    verdicts: list  # of LatencyVerdict, the last decision
+    current: list  # raw timings (ms) the last decision compared
+    extensions: int  # how many times more rounds were measured for an inconclusive verdict
+    confirmed: bool = False  # a first "regressed" was re-measured on a fresh batch of rounds
+    first: str | None = None  # the verdict before any extension or confirmation
+
+    @property
+    def verdict(self) -> str:
+        return worst(self.verdicts)
+
+    def describe(self) -> str:
+        """How the decision was reached, for the failure message: '' when the first measurement decided."""
+        parts = []
+        if self.extensions:
+            parts.append(f"{self.extensions} extension(s) of the rounds")
+        if self.confirmed:
+            parts.append("the first 'regressed' re-measured on a fresh batch, which decided")
+        return f" (after {' and '.join(parts)})" if parts else ""
+
+
+def gate_with_extensions(baseline, current, measure, names, min_effect_pct: float, min_delta_ms: float = 0.0,
+                         confidence: float = 0.99, max_extensions: int = 3, confirm: bool = True,
+                         n_boot: int = N_BOOT, seed: int = SEED) -> GateResult:
+    """Decide on ``current``, measuring more where needed; ``measure(n)`` returns ``n`` more rounds (ms).
+
+    - inconclusive: this run's rounds are doubled and the gate decides again, at most ``max_extensions`` times;
+    - regressed (with ``confirm``): once, a fresh batch of as many rounds replaces this run's timings and the gate
+      decides on it alone (extensions still allowed within the same budget). A burst of other users' work
+      during the first measurement does not reproduce; a real regression does.
+    """
+    current = list(current)
+    verdicts = compare(baseline, current, names, min_effect_pct, min_delta_ms, confidence, n_boot, seed)
+    first = worst(verdicts)
+    extensions, confirmed = 0, False
+    while True:
+        state = worst(verdicts)
+        if state == "inconclusive" and extensions < max_extensions:
+            more = list(measure(len(current)))
+            extensions += 1
+            current += more
+        elif state == "regressed" and confirm and not confirmed:
+            more = list(measure(len(current)))
+            confirmed = True
+            current = more
+        else:
+            break
+        if not more:
+            raise ValueError("measure() returned no timings")
+        verdicts = compare(baseline, current, names, min_effect_pct, min_delta_ms, confidence, n_boot, seed)
+    return GateResult(verdicts, current, extensions, confirmed, first)
