@@ -59,7 +59,7 @@ demo: data
 	$(BIN)/autoware-deploy $(SPEC) --work-dir work_dirs/calibration_status_classification \
 		-- --benchmark-json=work_dirs/calibration_status_classification/benchmark.json
 
-test: install
+test: data  # the bundled specs' synthetic val splits (seconds): engine tests collect every bundled spec
 	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
 
 # Regenerate $(LOCK) from pyproject.toml + $(LOCK_IN) with pip-tools (in its own venv, so the tool's own packages

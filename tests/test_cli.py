@@ -43,7 +43,7 @@ def test_cli_runs_spec_with_model_config_and_checkpoint(tmp_path):
         sys.path.remove(str(spec.parent))
     proc = _cli(str(spec), str(model_cfg), str(ckpt), "--work-dir", str(tmp_path / "wd"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "13 passed" in proc.stdout
+    assert "15 passed" in proc.stdout  # + test_agreement, test_batch_invariance
     assert (tmp_path / "wd" / "deploy_report.json").is_file()
 
 
