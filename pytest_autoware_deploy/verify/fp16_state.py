@@ -86,19 +86,20 @@ def measured_graph(state, backend) -> Path | None:
 
 def measuring_runner(state, backend):
     """The runner whose outputs are verified and evaluated: ``state.runner(backend)``, or for fp16 on an EP
-    that upcasts it, a runner of the emulated graph (kept on the state, released with it)."""
-    runners = state.__dict__.setdefault("_deploy_measuring_runners", {})
+    that upcasts it, a runner of the emulated graph (kept in the state's runner pool, closed with it)."""
+    chosen = state.__dict__.setdefault("_deploy_measured_graphs", {})  # backend -> emulated graph or None
     key = str(backend)
-    if key not in runners:
-        graph = measured_graph(state, backend)
-        if graph is None:
-            runners[key] = None
-        else:
-            from ..backends.onnxruntime import OnnxRuntimeRunner
-            from ..distributed import cpu_threads_per_worker
+    if key not in chosen:
+        chosen[key] = measured_graph(state, backend)
+    if chosen[key] is None:
+        return state.runner(backend)
+    pool_key = f"{key}#fp16-emulated"  # in the state's runner pool, so close_runners() releases it
+    if pool_key not in state._runners:
+        from ..backends.onnxruntime import OnnxRuntimeRunner
+        from ..distributed import cpu_threads_per_worker
 
-            runner = OnnxRuntimeRunner(graph, state.device_of(backend), intra_op_threads=cpu_threads_per_worker() or 0)
-            runner.activate()
-            runners[key] = runner
-    return runners[key] or state.runner(backend)
+        runner = OnnxRuntimeRunner(chosen[key], state.device_of(backend), intra_op_threads=cpu_threads_per_worker() or 0)
+        runner.activate()
+        state._runners[pool_key] = runner
+    return state._runners[pool_key]
 

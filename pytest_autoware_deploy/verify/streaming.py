@@ -168,6 +168,15 @@ def limit_for(policy: str | None) -> Limit:
     return POLICY_LIMITS.get(policy or "", Limit())
 
 
+def _failed_rate_problems(samples: int, failed: int, limit: Limit, what: str) -> list[str]:
+    """The verdicts' shared first check: more failing samples than ``limit`` allows."""
+    allowed = limit.allowed(samples)
+    if failed <= allowed:
+        return []
+    return [f"{failed} of {samples} samples ({failed / samples:.2%}) {what}; allowed {allowed} "
+            f"({limit.max_failed_rate:.2%})"]
+
+
 @dataclass
 class Verdict:
     passed: bool
@@ -308,11 +317,7 @@ class OutputAgreement:
         summary = self.to_dict()
         if not self.samples:
             return Verdict(False, f"{self.where}: no sample was compared: nothing to claim", summary)
-        problems = []
-        allowed = limit.allowed(self.samples)
-        if self.failed > allowed:
-            problems.append(f"{self.failed} of {self.samples} samples ({self.failed / self.samples:.2%}) break "
-                            f"{self.criterion}; allowed {allowed} ({limit.max_failed_rate:.2%})")
+        problems = _failed_rate_problems(self.samples, self.failed, limit, f"break {self.criterion}")
         if limit.min_top1 is not None and self.top1_rate is not None and self.top1_rate < limit.min_top1:
             problems.append(f"top-1 agreement {self.top1_agree}/{self.top1_rows} ({self.top1_rate:.2%}) < "
                             f"{limit.min_top1:.2%}")
@@ -398,11 +403,7 @@ class DetectionAgreement:
         summary = self.to_dict()
         if not self.samples:
             return Verdict(False, f"{self.where}: no sample was compared: nothing to claim", summary)
-        problems = []
-        allowed = limit.allowed(self.samples)
-        if self.failed > allowed:
-            problems.append(f"{self.failed} of {self.samples} samples ({self.failed / self.samples:.2%}) fail the "
-                            f"detection match; allowed {allowed} ({limit.max_failed_rate:.2%})")
+        problems = _failed_rate_problems(self.samples, self.failed, limit, "fail the detection match")
         rate = self.match_rate
         if limit.min_match_rate is not None and rate is not None and rate < limit.min_match_rate:
             problems.append(f"match rate {self.totals['matched']}/{self.totals['ref_detections']} ({rate:.2%}) < "
