@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..custom_ops import session_source
 from ..errors import ArtifactError, BackendUnavailable
 from .base import Runner
 from .inputs import TensorMeta
@@ -49,8 +50,9 @@ class OnnxRuntimeRunner(Runner):
         if self.threads:  # a share of the cores (xdist): spinning threads would steal the others'
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
+        source = session_source(self.path, opts)  # custom ops: their reference kernels (custom_ops.py)
         try:
-            self.session = ort.InferenceSession(self.path, sess_options=opts, providers=providers)
+            self.session = ort.InferenceSession(source, sess_options=opts, providers=providers)
         except Exception as exc:
             raise ArtifactError(f"ONNX Runtime cannot load {self.path}: {str(exc).splitlines()[0]}") from None
         self.inputs = {i.name: i for i in self.session.get_inputs()}

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..custom_ops import session_source
 from ..errors import ArtifactError, SpecError
 from ..machine import cpu_info
 from ..progress import status
@@ -141,7 +142,7 @@ def node_output_ranges(onnx_path, feeds) -> dict[str, float]:
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(session_source(model, opts), opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     ranges: dict[str, float] = {}
     for feed in feeds:

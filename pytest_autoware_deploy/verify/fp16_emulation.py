@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..custom_ops import session_source
 from ..errors import DeployError
 from .localize import topological_nodes
 
@@ -192,7 +193,7 @@ def _optimized(model, providers, level) -> "object":
         opts.graph_optimization_level = level
         opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
         opts.log_severity_level = 3
-        ort.InferenceSession(model.SerializeToString(), opts, providers=list(providers))
+        ort.InferenceSession(session_source(model, opts), opts, providers=list(providers))
         return onnx.load(opts.optimized_model_filepath)
 
 

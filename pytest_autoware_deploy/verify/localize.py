@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..custom_ops import session_source
 from .compare import Tolerance, compare_output
 from .stats import json_safe
 
@@ -234,21 +235,21 @@ class _Exposer:
         import onnx
         import onnxruntime as ort
 
-        graph = self.model.graph
-        original = [onnx.ValueInfoProto.FromString(o.SerializeToString()) for o in graph.output]
-        del graph.output[:]
-        graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
-        try:
-            blob = self.model.SerializeToString()
-        finally:
-            del graph.output[:]
-            graph.output.extend(original)
         missing = [n for n in self.inputs if n not in feed]
         if missing:
             raise ValueError(f"localization feed lacks graph inputs {missing} (got {sorted(feed)})")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         opts.log_severity_level = 3
+        graph = self.model.graph
+        original = [onnx.ValueInfoProto.FromString(o.SerializeToString()) for o in graph.output]
+        del graph.output[:]
+        graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
+        try:
+            blob = session_source(self.model, opts)
+        finally:
+            del graph.output[:]
+            graph.output.extend(original)
         session = ort.InferenceSession(blob, opts, providers=self.providers)
         self.runs += 1
         values = session.run(names, {n: np.asarray(feed[n]) for n in self.inputs})
