@@ -32,3 +32,9 @@ def families() -> dict[str, dict]:
 
 def evaluator_ref(name_or_ref: str) -> str:
     return EVALUATORS.get(name_or_ref, name_or_ref)
+
+
+def small_split_ref(family: str) -> str | None:
+    """The family's ``synthetic`` entry: ``"module:function"`` writing a small deterministic split,
+    ``(out_dir, frames) -> (spec key, path)`` -- what tests, CI and ``make data`` point its specs at."""
+    return families().get(family, {}).get("synthetic")

@@ -16,7 +16,7 @@ from pytest_autoware_deploy.cases import spec_policies  # noqa: E402
 from pytest_autoware_deploy.spec.stages import stage_names  # noqa: E402
 
 from ..test_plugin import run  # noqa: E402
-from .test_tensorrt_rtx import FRAMES, LIDAR, SPECS, bundled  # noqa: E402,F401 (bundled: the shared fixture)
+from .test_tensorrt_rtx import FRAMES, SPECS, bundled, dataset_dir  # noqa: E402,F401 (bundled: the shared fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_specs_own_engine_test_builds_every_stage_and_policy(pytester, bundled, name):  # noqa: F811
     spec = bundled(name).spec  # writes (once) the synthetic split the shared work dir's exports were made from
     root = spec.work_dir.parent
-    key, path = (root / "data" / ("lidar" if name in LIDAR else name) / ".done").read_text().split("\n")
+    key, path = (root / "data" / dataset_dir(name) / ".done").read_text().split("\n")
     result = run(pytester, f"--deploy-config={REPO / 'deploy_specs' / f'{name}.py'}", "--deploy-work-dir",
                  str(spec.work_dir), "--deploy-cfg-options", f"{key}={path}",
                  f"precision.int8.calibration_samples={FRAMES}", "--deploy-backends=tensorrt_rtx",

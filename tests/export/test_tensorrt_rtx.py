@@ -15,6 +15,7 @@ per session (shared by xdist workers under a lock); exports and engines are cach
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -32,35 +33,39 @@ from pytest_autoware_deploy.errors import ArtifactError  # noqa: E402
 from pytest_autoware_deploy.export.tensorrt import build_engine  # noqa: E402
 from pytest_autoware_deploy.report.store import ReportStore  # noqa: E402
 from pytest_autoware_deploy.session import SpecState  # noqa: E402
+from pytest_autoware_deploy.registry import small_split_ref  # noqa: E402
 from pytest_autoware_deploy.spec.load import load_spec  # noqa: E402
 from pytest_autoware_deploy.spec.stages import stage_names  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-SPECS = ("calibration_status_classification", "yolox", "yolox_opt_traffic_light", "mobilenetv2_traffic_light",
-         "centerpoint", "transfusion_lidar")
 MUST_BUILD = ("auto", "fp16")
 FRAMES = 6  # per split: the export example, the fp16 overflow check (4) and the int8 calibration
-LIDAR = ("centerpoint", "transfusion_lidar")  # one synthetic lidar split serves both
+
+
+def _bundled_specs():
+    """Every bundled demo spec (the ``*_full`` ones are AWML-size, for GPUs) with its family's small split."""
+    out = {}
+    for path in sorted((REPO / "deploy_specs").glob("*.py")):
+        if path.stem.endswith("_full"):
+            continue
+        ref = small_split_ref(load_spec(path).cfg.get("family") or "")
+        assert ref, f"{path}: its family registers no 'synthetic' small-split writer (FAMILY['synthetic'])"
+        out[path.stem] = ref
+    return out
+
+
+DATASETS = _bundled_specs()  # spec name -> "module:function" of its small split (shared by specs of one writer)
+SPECS = tuple(DATASETS)
+
+
+def dataset_dir(name: str) -> str:
+    return DATASETS[name].replace(":", ".")
 
 
 def _write_data(name, out: Path):
     """(spec key, path) of a small synthetic split in ``out`` for spec ``name``."""
-    if name == "calibration_status_classification":
-        from pytest_autoware_deploy.models.calibration_status_classification.synthetic import SEEDS, write_split
-
-        return "runtime_io.info_pkl", write_split(out, "val", FRAMES, SEEDS["val"], 120, 192)
-    if name in ("yolox", "yolox_opt_traffic_light"):
-        from pytest_autoware_deploy.models.yolox.synthetic import SEEDS, write_split
-
-        scene = "road" if name == "yolox" else "traffic_light"
-        return "data.kwargs.ann_file", write_split(out, scene, "val", FRAMES, SEEDS["val"], 128)
-    if name == "mobilenetv2_traffic_light":
-        from pytest_autoware_deploy.models.mobilenetv2_traffic_light.synthetic import write_split
-
-        return "data.kwargs.ann_file", write_split(out, "val", FRAMES)
-    from pytest_autoware_deploy.models.lidar_common.synthetic import SEEDS, write_split
-
-    return "runtime_io.info_pkl", write_split(out, "val", FRAMES, SEEDS["val"])
+    module, _, func = DATASETS[name].partition(":")
+    return getattr(importlib.import_module(module), func)(out, FRAMES)
 
 
 def _cases():
@@ -89,7 +94,7 @@ def bundled(tmp_path_factory, request):
 
     def get(name, stage=None):
         if name not in states:
-            dataset = "lidar" if name in LIDAR else name
+            dataset = dataset_dir(name)
             data = root / "data" / dataset
             with FileLock(str(root / f".{dataset}.lock")):
                 done = data / ".done"

@@ -13,4 +13,5 @@ FAMILY = {
     "evaluator": "detection3d",
     "host": f"{_PKG}.pipeline:CenterPointPipeline",
     "mm_types": f"{_PKG}.mm_types:MM_TYPES",  # OpenMMLab type= names it deploys (models/mm_registry.py)
+    "synthetic": "pytest_autoware_deploy.models.lidar_common.synthetic:small_split",  # (out_dir, frames) -> (spec key, path): a small split for tests/CI
 }

@@ -133,3 +133,8 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+def small_split(out, frames):
+    """A small validation split for tests and CI: ``(spec key, path)`` to point a spec at it."""
+    return "runtime_io.info_pkl", write_split(out, "val", frames, SEEDS["val"])

@@ -11,4 +11,5 @@ FAMILY = {
     "loader": f"{_PKG}.dataset:load_samples",
     "evaluator": "classification",
     "mm_types": f"{_PKG}.mm_types:MM_TYPES",  # OpenMMLab type= names it deploys (models/mm_registry.py)
+    "synthetic": f"{_PKG}.synthetic:small_split",  # (out_dir, frames) -> (spec key, path): a small split for tests/CI
 }

@@ -13,6 +13,7 @@ FAMILY = {
     "loader": f"{_PKG}.dataset:load_samples",
     "evaluator": "detection2d",
     "mm_types": f"{_PKG}.mm_types:MM_TYPES",  # OpenMMLab type= names it deploys (models/mm_registry.py)
+    "synthetic": f"{_PKG}.synthetic:small_road_split",  # (out_dir, frames) -> (spec key, path): a small split for tests/CI
 }
 # Same model and data code; the family names say which AWML project a spec stands for.
-FAMILY_OPT = dict(FAMILY)
+FAMILY_OPT = dict(FAMILY, synthetic=f"{_PKG}.synthetic:small_traffic_light_split")

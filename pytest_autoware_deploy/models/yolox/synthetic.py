@@ -152,3 +152,13 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+def small_road_split(out, frames):
+    """A small road-scene validation split for tests and CI: ``(spec key, path)`` to point a spec at it."""
+    return "data.kwargs.ann_file", write_split(out, "road", "val", frames, SEEDS["val"], 128)
+
+
+def small_traffic_light_split(out, frames):
+    """A small traffic-light validation split for tests and CI: ``(spec key, path)``."""
+    return "data.kwargs.ann_file", write_split(out, "traffic_light", "val", frames, SEEDS["val"], 128)
