@@ -9,6 +9,8 @@ Both of AWML's shapes are accepted, with the files AWML publishes, unedited:
 - ``autoware-deploy <project> DEPLOY_CFG MODEL_CFG [--log-level INFO] [--rot-y-axis-reference]``
   (``python -m deployment.cli.main``, tier4/AWML PR #115): the project names the model family.
 
+``autoware-deploy merge DIR...`` merges the evaluation shards of ``--deploy-shard I/N`` jobs (merge.py).
+
 At the end the cross-backend summary AWML's logs end with is printed (report/summary.py), and written to
 the deploy config's ``deploy_log_path`` when it has one. Arguments after ``--`` go to pytest unchanged.
 """
@@ -129,6 +131,10 @@ def main(argv=None) -> int:
     import pytest
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["merge"]:  # the shards of a --deploy-shard run (merge.py)
+        from .merge import main as merge_main
+
+        return merge_main(argv[1:])
     extra = []
     if "--" in argv:
         cut = argv.index("--")

@@ -16,6 +16,7 @@ from .context import (BASELINE_KEY, MACHINE_DIFF_KEY, SESSION_KEY, baseline_mach
                       deploy_session)
 from .distributed import XdistHooks, cpu_threads_per_worker, device_for_worker, is_worker, send_to_controller
 from .errors import DeployError
+from .evaluate.shards import Shard
 from .outcomes import is_cannot_run_here
 from .progress import set_writer
 from .session import DeploySession
@@ -58,6 +59,10 @@ def pytest_addoption(parser):
     group.addoption("--deploy-strict", action="store_true", default=False,
                     help="a backend or artifact asked for that cannot run here (no TensorRT, no CUDA device) is a "
                          "failure with the skip's reason instead of a skip (the spec key 'strict' does it per spec)")
+    group.addoption("--deploy-shard", default=None, metavar="I/N",
+                    help="evaluate shard I of N of every spec's samples (i %% N == I-1) and store the per-sample "
+                         "results for `autoware-deploy merge DIR...`, which computes the metrics and checks the "
+                         "accuracy thresholds over all shards (sets evaluation.shard)")
     group.addoption("--deploy-devices", default=None, metavar="LIST",
                     help="with pytest-xdist: comma-separated devices, worker gwN uses the N-th (mod length), "
                          "e.g. cuda:0,cuda:1 (overrides --deploy-device)")
@@ -67,6 +72,9 @@ def _load_specs(config):
     opt = config.getoption
     try:
         cfg_options = parse_cfg_options(opt("deploy_cfg_options"))
+        if opt("deploy_shard"):
+            Shard.parse(opt("deploy_shard"), "command line", "--deploy-shard")
+            cfg_options["evaluation.shard"] = opt("deploy_shard")
         backends = [b.strip() for b in opt("deploy_backends").split(",") if b.strip()] \
             if opt("deploy_backends") else None
         devices = [d.strip() for d in (opt("deploy_devices") or "").split(",") if d.strip()]
@@ -75,6 +83,9 @@ def _load_specs(config):
                            device=device, backends=backends,
                            model_config=opt("deploy_model_config"), checkpoint=opt("deploy_checkpoint"))
                  for path in opt("deploy_config")]
+        for spec in specs:
+            if spec.cfg["evaluation"]["shard"]:
+                Shard.parse(spec.cfg["evaluation"]["shard"], spec.file)
     except DeployError as exc:
         raise pytest.UsageError(str(exc)) from None
     names = [s.name for s in specs]

@@ -18,8 +18,11 @@ from .artifacts import SpecArtifacts
 from .data import batch_inputs, check_sample, prefetched
 from .errors import DeployError, InferenceError
 from .evaluate.base import make_evaluator
+from .evaluate.shards import Shard, ShardRecorder, shard_file
+from .export.cache import file_digest
 from .progress import progress
 from .pipeline import RecordedSamples, make_host, run_host
+from .policies import max_drop_for
 from .runners import RunnerPool
 from .report.store import ReportStore
 from .spec.model import BackendId
@@ -119,19 +122,33 @@ class SpecState(SpecArtifacts, RunnerPool):
         self.runner(backend)  # an unavailable backend is reported before any progress starts
         evaluator = make_evaluator(self.spec)
         n = len(self.samples) if ecfg["num_samples"] < 0 else min(ecfg["num_samples"], len(self.samples))
-        loaded = prefetched(self.samples, range(n), ecfg["prefetch"])
-        for i, sample in progress(loaded, n, f"evaluating {self.spec.name} on {backend}"):
-            check_sample(self.spec, sample, i)
-            if "target" not in sample:
-                raise DeployError(f"{self.spec.name}: sample {i} has no 'target'; evaluation needs one")
-            outputs = self.infer(backend, sample["inputs"], f"evaluation sample {i}")
-            on_evaluated_sample(self, backend, i, sample["inputs"], outputs)  # streaming agreement (issue 13)
-            evaluator.update(outputs, sample["target"])
-            if ecfg["verbose"]:
-                from .progress import emit
-                emit(f"[deploy] {backend} sample {i}: target={sample['target']}")
+        shard = Shard.parse(ecfg["shard"], self.spec.file) if ecfg["shard"] else None
+        indices = shard.indices(n) if shard else range(n)
+        recorder = self._shard_recorder(backend, shard, n) if shard else None
+        loaded = prefetched(self.samples, indices, ecfg["prefetch"])
+        what = f"evaluating {self.spec.name} on {backend}" + (f" (shard {shard}: {len(indices)} of {n})" if shard else "")
+        try:
+            for i, sample in progress(loaded, len(indices), what):
+                check_sample(self.spec, sample, i)
+                if "target" not in sample:
+                    raise DeployError(f"{self.spec.name}: sample {i} has no 'target'; evaluation needs one")
+                outputs = self.infer(backend, sample["inputs"], f"evaluation sample {i}")
+                on_evaluated_sample(self, backend, i, sample["inputs"], outputs)  # streaming agreement (issue 13)
+                evaluator.update(outputs, sample["target"])
+                if recorder is not None:
+                    recorder.add(i, outputs, sample["target"])
+                if ecfg["verbose"]:
+                    from .progress import emit
+                    emit(f"[deploy] {backend} sample {i}: target={sample['target']}")
+        except BaseException:
+            if recorder is not None:
+                recorder.abort()
+            raise
         result = dict(evaluator.compute())
         result["primary_metric"] = evaluator.primary_metric
+        if recorder is not None:
+            recorder.close(result)
+            result["shard"] = {"shard": str(shard), "samples": len(indices), "of": n, "file": str(recorder.path)}
         plot = getattr(evaluator, "plot", None)
         if callable(plot):
             fig_dir = self.spec.work_dir / self.spec.name / "figures"
@@ -139,6 +156,24 @@ class SpecState(SpecArtifacts, RunnerPool):
             result["figures"] = [os.path.relpath(p, self.spec.work_dir) for p in paths]
         self.store.set_evaluation(self.spec.name, str(backend), result)
         return result
+
+
+    def _shard_recorder(self, backend: BackendId, shard: Shard, n: int) -> ShardRecorder:
+        """Where this shard's per-sample records go, with what the merge checks: the same N, sample count,
+        evaluator and evaluated artifact (the runner's file, else the checkpoint) in every shard."""
+        path = getattr(self.runner(backend), "path", None) or self.spec.cfg["model"].get("checkpoint")
+        artifact = file_digest(path) if path and os.path.isfile(path) else None
+        header = {"spec": self.spec.name, "spec_file": str(self.spec.file), "backend": str(backend),
+                  "index": shard.index, "count": shard.count, "num_samples": n, "artifact": artifact,
+                  "evaluation": {k: v for k, v in self.spec.cfg["evaluation"].items() if k != "shard"},
+                  # test_accuracy's and test_gate_accuracy's limits, checked by the merge on all shards
+                  "checks": {"min_accuracy": self.spec.cfg["evaluation"]["thresholds"]["min_accuracy"],
+                             "max_drop": max_drop_for(self.spec, backend.policy_name),
+                             "drop_reference": (str(BackendId("pytorch", backend.device))
+                                                if backend.base != "pytorch" and self.spec.export_mode != "none"
+                                                else None),
+                             "gate_max_drop": self.spec.cfg["gate"]["max_accuracy_drop"]}}
+        return ShardRecorder(shard_file(self.spec.work_dir, self.spec.name, str(backend), shard), header)
 
 
 class StageState(SpecState):

@@ -206,9 +206,19 @@ def _verify(state, backend, output, sample_idx, case):
         pytest.fail(result.message + where_node, pytrace=False)
 
 
+def _skip_when_sharded(spec, what: str):
+    shard = spec.cfg["evaluation"]["shard"]
+    if shard:
+        pytest.skip(f"evaluation shard {shard}: {what} is checked over all shards by `autoware-deploy merge` "
+                    f"(this shard's metrics are partial; its per-sample results are stored for the merge)")
+
+
 def test_accuracy(deploy_spec, deploy_state, backend):
     ecfg = deploy_spec.cfg["evaluation"]
     thresholds = ecfg["thresholds"]
+    with user_errors():
+        deploy_state.evaluation(backend)  # a shard evaluates (and stores its records) before skipping
+    _skip_when_sharded(deploy_spec, "the accuracy threshold")
     with user_errors():
         result = deploy_state.evaluation(backend)
         metric = result["primary_metric"]
@@ -339,6 +349,7 @@ def _baseline_entry(deploy_spec, backend, request):
 def test_gate_accuracy(deploy_spec, deploy_state, backend, request):
     """This run's primary metric vs the baseline's, for the same (spec, backend, policy); the session
     state evaluates the backend here unless test_accuracy already did."""
+    _skip_when_sharded(deploy_spec, "the accuracy gate")
     base = _baseline_entry(deploy_spec, backend, request).get("evaluation")
     if not base:
         pytest.skip(f"the baseline has no evaluation for {deploy_spec.name}/{backend}")

@@ -109,6 +109,8 @@ SCHEMA: dict[str, Field] = {
         "evaluator": F(OPT_STR, None, doc="'classification' or 'module.path:Class'"),
         "kwargs": F(dict, {}),
         "prefetch": F(int, 2, doc="samples loaded ahead on a thread while the backend runs (0 = inline)"),
+        "shard": F(OPT_STR, None, doc="'I/N': evaluate only samples i with i % N == I-1 and store their results "
+                   "for `autoware-deploy merge` (--deploy-shard sets it); accuracy thresholds are checked on the merge"),
         "thresholds": F(dict, {}, children={
             "min_accuracy": F((int, float, type(None)), None),
             "max_drop": F((int, float, type(None)), None, doc="max drop of the primary metric vs pytorch"),
