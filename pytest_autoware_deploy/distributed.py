@@ -3,7 +3,8 @@
 - Scheduling: a spec module runs whole on one worker (xdist's LoadFileScheduling), so its export,
   runners and cached outputs are built once and its gate/latency tests see its own results.
   Artifacts two specs share are still exported once: the cache builds under a file lock.
-- Devices: ``--deploy-devices cuda:0,cuda:1`` gives worker gwN the device N mod len.
+- Devices: ``--deploy-devices cuda:0,cuda:1`` gives worker gwN the device N mod len; remote workers
+  (``--tx ssh=HOST//id=NAME``, execnet) are mapped by name: ``--deploy-devices hostA-0=cuda:0,hostA-1=cuda:1``.
 - CPU threads: each worker gets its share of the cores (torch and ONNX Runtime intra-op).
 - Report: each worker sends its results to the controller (``workeroutput``), which merges
   them and writes one ``deploy_report.json`` per work dir.
@@ -16,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 
+from .errors import DeployError
+
 
 def worker_index() -> int | None:
     name = os.environ.get("PYTEST_XDIST_WORKER", "")
@@ -23,10 +26,37 @@ def worker_index() -> int | None:
 
 
 def device_for_worker(devices: list[str]) -> str | None:
+    """This worker's device from ``--deploy-devices``: ``ID=DEVICE`` entries name workers by their xdist id
+    (``--tx ssh=hostA//id=hostA-0``: each host's workers mapped onto that host's GPUs); plain entries are
+    dealt round-robin to ``gwN`` workers. A named worker with no entry is an error, not device 0."""
     if not devices:
         return None
+    named = dict(d.split("=", 1) for d in devices if "=" in d)
+    plain = [d for d in devices if "=" not in d]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker in named:
+        return named[worker]
     idx = worker_index()
-    return devices[(idx or 0) % len(devices)]
+    if plain and (idx is not None or not worker):
+        return plain[(idx or 0) % len(plain)]
+    if not worker:  # not under xdist: only named entries given
+        return None
+    raise DeployError(f"--deploy-devices: xdist worker {worker!r} has no device (entries: {', '.join(devices)}); "
+                      f"name it as {worker}=DEVICE, or give plain devices for gwN workers")
+
+
+def unmapped_workers(tx_specs: list[str], devices: list[str]) -> list[str]:
+    """Controller side: the ``--tx ...//id=NAME`` workers ``device_for_worker`` would refuse (checked before any
+    worker starts: a worker that fails to configure stalls xdist instead of failing the run)."""
+    named = {d.split("=", 1)[0] for d in devices if "=" in d}
+    has_plain = any("=" not in d for d in devices)
+    out = []
+    for tx in tx_specs or []:
+        ids = [part[3:] for part in tx.split("//") if part.startswith("id=")]
+        for worker in ids:
+            if worker not in named and not (has_plain and worker.startswith("gw") and worker[2:].isdigit()):
+                out.append(worker)
+    return out
 
 
 def cpu_threads_per_worker() -> int | None:

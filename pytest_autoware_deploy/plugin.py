@@ -14,7 +14,8 @@ import pytest
 from .collect import GATE_TESTS, STAGE_TESTS, DeploySpecModule, spec_of_node  # noqa: F401 (also public here)
 from .context import (BASELINE_KEY, MACHINE_DIFF_KEY, SESSION_KEY, baseline_machine_differences,  # noqa: F401
                       deploy_session)
-from .distributed import XdistHooks, cpu_threads_per_worker, device_for_worker, is_worker, send_to_controller
+from .distributed import (XdistHooks, cpu_threads_per_worker, device_for_worker, is_worker, send_to_controller,
+                          unmapped_workers)
 from .errors import DeployError
 from .evaluate.shards import Shard
 from .outcomes import is_cannot_run_here
@@ -65,7 +66,8 @@ def pytest_addoption(parser):
                          "accuracy thresholds over all shards (sets evaluation.shard)")
     group.addoption("--deploy-devices", default=None, metavar="LIST",
                     help="with pytest-xdist: comma-separated devices, worker gwN uses the N-th (mod length), "
-                         "e.g. cuda:0,cuda:1 (overrides --deploy-device)")
+                         "e.g. cuda:0,cuda:1; workers named with --tx ...//id=NAME take NAME=DEVICE entries, e.g. "
+                         "hostA-0=cuda:0,hostB-0=cuda:1 (overrides --deploy-device)")
 
 
 def _load_specs(config):
@@ -78,6 +80,11 @@ def _load_specs(config):
         backends = [b.strip() for b in opt("deploy_backends").split(",") if b.strip()] \
             if opt("deploy_backends") else None
         devices = [d.strip() for d in (opt("deploy_devices") or "").split(",") if d.strip()]
+        unmapped = unmapped_workers(getattr(config.option, "tx", None), devices) \
+            if devices and not is_worker(config) else []
+        if unmapped:
+            raise DeployError(f"--deploy-devices: xdist workers {unmapped} (--tx ...//id=) have no device (entries: "
+                              f"{', '.join(devices)}); name each as ID=DEVICE")
         device = device_for_worker(devices) or opt("deploy_device")
         specs = [load_spec(path, cfg_options=cfg_options, work_dir=opt("deploy_work_dir"),
                            device=device, backends=backends,
