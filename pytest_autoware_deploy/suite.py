@@ -297,11 +297,32 @@ def _latency(state, backend, benchmark, request):
             if phases:
                 split = {k: latency_stats_ms(v)
                          for k, v in phase_timings(phases, runner.synchronize, bcfg["warmup"], rounds).items()}
+                memory = getattr(runner, "host_memory", None)  # pinned or pageable host buffers (ORT)
                 benchmark.extra_info["latency_phases_ms"] = split
-                state.store.set_phases(spec.name, str(backend), split)
+                benchmark.extra_info["host_memory"] = memory
+                state.store.set_phases(spec.name, str(backend), split, memory)
         benchmark.extra_info["latency_e2e_ms"] = e2e
+        if bcfg["cuda_graph"]:
+            _time_cuda_graph(state, backend, runner, feed, rounds, benchmark)
     state.store.set_latency(spec.name, str(backend), latency, e2e)
     _record_samples(state, backend, raw)
+
+
+def _time_cuda_graph(state, backend, runner, feed, rounds, benchmark):
+    """benchmark.cuda_graph: the same inference replayed from a captured CUDA graph, timed like the plain call
+    (recorded beside it; a runner that cannot capture says why in the report instead)."""
+    with user_errors():
+        call = runner.graph_call(feed)
+        if isinstance(call, str):
+            state.store.note_backend(state.spec.name, str(backend), cuda_graph_unavailable=call)
+            benchmark.extra_info["cuda_graph_unavailable"] = call
+            return
+        graph_call = timed_call(call, runner.synchronize)
+        for _ in range(3):  # warm-up replays
+            graph_call()
+        graph = latency_stats_ms(timings(graph_call, rounds))
+    benchmark.extra_info["latency_cuda_graph_ms"] = graph
+    state.store.note_backend(state.spec.name, str(backend), latency_cuda_graph_ms=graph)
 
 
 def test_throughput(deploy_spec, deploy_state, backend, batch, benchmark, request):

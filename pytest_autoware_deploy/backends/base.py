@@ -75,6 +75,13 @@ class Runner(ABC):
         self._require_active("phases()")
         return self._phases(self.check_inputs(feed))
 
+    def graph_call(self, feed):
+        """A zero-argument callable replaying ``feed``'s inference as a captured CUDA graph (launch overhead
+        gone), or a string saying why this runner cannot: what ``benchmark.cuda_graph`` times beside the
+        plain call."""
+        self._require_active("graph_call()")
+        return self._graph_call(self.check_inputs(feed))
+
     def synchronize(self):
         """Wait for queued device work; host backends have none."""
 
@@ -98,6 +105,9 @@ class Runner(ABC):
 
     def _phases(self, feed):
         return None
+
+    def _graph_call(self, feed):
+        return f"{self.name}: no CUDA graph capture for this backend"
 
     def _deactivate(self):
         pass

@@ -35,6 +35,7 @@ class OnnxRuntimeRunner(Runner):
         self.threads = intra_op_threads
         self.name = f"onnx@{device}"
         self.session = None
+        self.host_memory = None
 
     def _activate(self):
         try:
@@ -79,13 +80,57 @@ class OnnxRuntimeRunner(Runner):
     def _phases(self, feed):
         return self._bound(feed) if self.device.startswith("cuda") else None
 
-    def _bound(self, feed) -> dict:
-        """Device buffers bound once; callables for host->device, compute and device->host."""
+    def _bound(self, feed, session=None) -> dict:
+        """Device buffers bound once; callables for host->device, compute and device->host.
+
+        With torch's CUDA build (the ``gpu`` extra) the host side is page-locked staging memory and the
+        device side torch tensors bound by pointer, as a deployment's loader would write into pinned
+        buffers (a 107 MB input: ~2 ms pinned vs ~12 ms pageable on an H100 host); otherwise ONNX Runtime's
+        own OrtValues copied from pageable numpy. ``self.host_memory`` says which ran (the report's phases)."""
+        session = session or self.session
+        idx = int(self.device.partition(":")[2] or 0)
+        first = {n: np.asarray(v) for n, v in zip(self.output_names,
+                                                   session.run(self.output_names, {n: feed[n] for n in self.inputs}))}
+        binding = session.io_binding()
+        torch = _torch_cuda()
+        if torch is None:
+            return self._bound_pageable(feed, first, binding, idx, session)
+        dev = torch.device("cuda", idx)
+        stream_sync = torch.cuda.synchronize
+        ins, outs = [], []
+        for name in self.inputs:
+            host = torch.from_numpy(np.ascontiguousarray(feed[name])).pin_memory()
+            d = host.to(dev)
+            binding.bind_input(name, "cuda", idx, host.numpy().dtype.type, list(d.shape), d.data_ptr())
+            ins.append((d, host))
+        for name in self.output_names:
+            d = torch.empty(first[name].shape, dtype=torch.from_numpy(first[name][:0].copy()).dtype, device=dev)
+            host = torch.empty(d.shape, dtype=d.dtype, pin_memory=True)
+            binding.bind_output(name, "cuda", idx, first[name].dtype.type, list(d.shape), d.data_ptr())
+            outs.append((d, host))
+        run = session.run_with_iobinding
+
+        def h2d():
+            for d, host in ins:
+                d.copy_(host, non_blocking=True)
+            stream_sync(dev)  # ONNX Runtime computes on its own stream
+
+        def compute():
+            run(binding)
+
+        def d2h():
+            for d, host in outs:
+                host.copy_(d, non_blocking=True)
+            stream_sync(dev)
+            return [host.numpy() for _, host in outs]
+
+        compute.buffers = (ins, outs)  # bound by pointer: alive as long as the timed callable
+        self.host_memory = "pinned"
+        return {"h2d": h2d, "compute": compute, "d2h": d2h}
+
+    def _bound_pageable(self, feed, first, binding, idx, session) -> dict:
         import onnxruntime as ort
 
-        idx = int(self.device.partition(":")[2] or 0)
-        first = self._infer(feed)  # output shapes and dtypes for the device buffers
-        binding = self.session.io_binding()
         host_in = {n: np.ascontiguousarray(feed[n]) for n in self.inputs}
         dev_in, dev_out = [], []
         for name in self.inputs:
@@ -96,7 +141,7 @@ class OnnxRuntimeRunner(Runner):
             value = ort.OrtValue.ortvalue_from_shape_and_type(first[name].shape, first[name].dtype, "cuda", idx)
             binding.bind_ortvalue_output(name, value)
             dev_out.append(value)
-        run = self.session.run_with_iobinding
+        run = session.run_with_iobinding
 
         # the closures hold the device buffers as long as the callables live
         def h2d():
@@ -109,7 +154,40 @@ class OnnxRuntimeRunner(Runner):
         def d2h():
             return [value.numpy() for value in dev_out]
 
+        self.host_memory = "pageable"
         return {"h2d": h2d, "compute": compute, "d2h": d2h}
+
+    def _graph_call(self, feed):
+        """ONNX Runtime's CUDA graph (``enable_cuda_graph``): a second session whose first bound run captures
+        the graph; later runs replay it. Needs every node on the CUDA EP and fixed buffer addresses."""
+        if not self.device.startswith("cuda"):
+            return f"{self.name}: CUDA graphs need a CUDA device"
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        providers = providers_for(self.device, self.tf32)
+        providers[0] = (providers[0][0], dict(providers[0][1], enable_cuda_graph="1"))
+        try:
+            session = ort.InferenceSession(session_source(self.path, opts), sess_options=opts, providers=providers)
+            bound = self._bound(feed, session)
+            bound["h2d"]()
+            bound["compute"]()  # capture
+        except Exception as exc:  # ORT refuses graphs with CPU-placed nodes or dynamic buffers
+            return f"{self.name}: ONNX Runtime could not capture a CUDA graph: {str(exc).splitlines()[0]}"
+        compute = bound["compute"]
+        compute.session = session  # kept alive with the callable
+        compute.bound = bound
+        return compute
 
     def _deactivate(self):
         self.session = None
+
+
+def _torch_cuda():
+    """torch when it is a CUDA build with a device (pinned staging buffers), else None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch if torch.cuda.is_available() else None

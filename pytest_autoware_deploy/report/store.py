@@ -65,10 +65,19 @@ class ReportStore:
             if e2e_ms is not None:
                 body["latency_e2e_ms"] = e2e_ms
 
-    def set_phases(self, spec_name, backend, phases_ms: dict):
-        """trtexec-style split per phase: {"h2d": stats, "compute": stats, "d2h": stats}."""
+    def set_phases(self, spec_name, backend, phases_ms: dict, host_memory: str | None = None):
+        """trtexec-style split per phase: {"h2d": stats, "compute": stats, "d2h": stats}; ``host_memory``:
+        whether the host side of the copies was pinned or pageable."""
         with self._lock:
-            self.backend(spec_name, backend)["latency_phases_ms"] = phases_ms
+            body = self.backend(spec_name, backend)
+            body["latency_phases_ms"] = phases_ms
+            if host_memory:
+                body["host_memory"] = host_memory
+
+    def note_backend(self, spec_name, backend, **facts):
+        """Further facts about a backend's run (e.g. ``latency_cuda_graph_ms``), merged into its entry."""
+        with self._lock:
+            self.backend(spec_name, backend).update(facts)
 
     def set_throughput(self, spec_name, backend, batch: int, samples_per_s: float, stats_ms: dict):
         with self._lock:

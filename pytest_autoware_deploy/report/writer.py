@@ -136,8 +136,16 @@ def _render_entry(lines: list, title: str, spec: dict, cpu: dict | None = None):
             lat = body.get(key)
             if lat:
                 lines.append(f"| {label} | " + " | ".join(_num(lat.get(c), ".3f") for c in LATENCY_COLS) + " |")
+        memory = f", {body['host_memory']} host memory" if body.get("host_memory") else ""
         for phase, lat in (body.get("latency_phases_ms") or {}).items():
-            lines.append(f"| {b} [{phase}] | " + " | ".join(_num(lat.get(c), ".3f") for c in LATENCY_COLS) + " |")
+            label = f"{b} [{phase}{memory if phase in ('h2d', 'd2h') else ''}]"
+            lines.append(f"| {label} | " + " | ".join(_num(lat.get(c), ".3f") for c in LATENCY_COLS) + " |")
+        graph = body.get("latency_cuda_graph_ms")
+        if graph:
+            lines.append(f"| {b} (CUDA graph replay) | " + " | ".join(_num(graph.get(c), ".3f") for c in LATENCY_COLS)
+                         + " |")
+        elif body.get("cuda_graph_unavailable"):
+            lines.append(f"| {b} (CUDA graph) | {body['cuda_graph_unavailable']} |" + " |" * (len(LATENCY_COLS) - 1))
     sweeps = {b: body["throughput"] for b, body in backends.items() if body.get("throughput")}
     if sweeps:
         lines += ["", "### Throughput by batch size (samples/s at the median latency)", "",

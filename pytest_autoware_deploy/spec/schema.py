@@ -167,6 +167,8 @@ SCHEMA: dict[str, Field] = {
         "min_time_s": F(NUM, 0.0, doc="time at least this long (more rounds if needed)"),
         "batch_sizes": F(list, [], doc="throughput sweep (default: powers of two within the declared batch range)"),
         "enabled": F(bool, True),
+        "cuda_graph": F(bool, False, doc="on CUDA, also time the inference replayed as a captured CUDA graph "
+                                         "(ONNX Runtime enable_cuda_graph, torch.cuda.CUDAGraph) beside the plain call"),
     }),
     "pipeline": F(dict, doc="a deployment of several ONNX stages with host code between them", children={
         "host": F(OPT_STR, None, doc="'module:Class'; Class(**kwargs).run(inputs, call_stage) drives the stages"),

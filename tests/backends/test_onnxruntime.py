@@ -107,3 +107,18 @@ def test_spec_with_fp16_io_passes_end_to_end(pytester, tmp_path):
     result.stdout.fnmatch_lines(["*test_verification[[]tiny-onnx-fp16-logits-sample0-b2[]] PASSED*",
                                  "*test_accuracy[[]tiny-onnx-fp16[]] PASSED*",
                                  "*test_latency[[]tiny-onnx-fp16[]] PASSED*"])
+
+
+def test_cuda_graphs_on_a_cpu_runner_say_why_not(tmp_path):
+    """benchmark.cuda_graph on CPU: the report gets the reason, never a CPU timing labelled as a graph replay."""
+    from pytest_autoware_deploy.backends.pytorch import PyTorchRunner
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])
+    onnx.save(helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])),
+              tmp_path / "m.onnx")
+    feed = {"x": np.ones((1, 3), np.float32)}
+    with OnnxRuntimeRunner(tmp_path / "m.onnx") as runner:
+        assert runner.graph_call(feed) == "onnx@cpu: CUDA graphs need a CUDA device"
+    with PyTorchRunner(nn.ReLU(), ["x"], ["y"], device="cpu") as runner:
+        assert runner.graph_call(feed).endswith("CUDA graphs need a CUDA device")
