@@ -15,6 +15,7 @@ from functools import cached_property
 import numpy as np
 
 from .artifacts import SpecArtifacts
+from .backends.inputs import as_numpy
 from .data import batch_inputs, check_sample, prefetched
 from .errors import DeployError, InferenceError
 from .evaluate.base import make_evaluator
@@ -74,7 +75,7 @@ class SpecState(SpecArtifacts, RunnerPool):
             reference = self._stage_caller(BackendId("pytorch"))
 
             def record(name, feed):
-                feeds[name] = {k: np.array(v, copy=True) for k, v in feed.items()}
+                feeds[name] = {k: np.array(as_numpy(v), copy=True) for k, v in feed.items()}
                 return reference(name, feed)
 
             run_host(self.host, self.spec, self.samples[sample_idx]["inputs"], record)

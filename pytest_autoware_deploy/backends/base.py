@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from .inputs import TensorMeta, check_feed
+from .inputs import TensorMeta, as_numpy, check_feed, check_tensor_feed, is_tensor
 
 
 class Runner(ABC):
@@ -61,7 +61,12 @@ class Runner(ABC):
         return self.name
 
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Host arrays in, host arrays out. A feed of torch tensors (a pipeline's host code running on the
+        device) gets torch tensors back, on the feed's device: device backends keep them there (no host
+        round trip between stages), the others copy through the host."""
         self._require_active("infer()")
+        if any(is_tensor(v) for v in feed.values()):
+            return self._infer_tensors(check_tensor_feed(self.get_input_metadata(), feed, self.describe()))
         return self._infer(self.check_inputs(feed))
 
     def prepare(self, feed: dict[str, np.ndarray]):
@@ -108,6 +113,14 @@ class Runner(ABC):
 
     def _graph_call(self, feed):
         return f"{self.name}: no CUDA graph capture for this backend"
+
+    def _infer_tensors(self, feed):
+        """Default for a tensor feed: through the host (one copy each way), outputs on the feed's device."""
+        import torch
+
+        device = next(v.device for v in feed.values() if is_tensor(v))
+        out = self._infer(self.check_inputs({k: as_numpy(v) for k, v in feed.items()}))
+        return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in out.items()}
 
     def _deactivate(self):
         pass

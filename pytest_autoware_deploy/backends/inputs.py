@@ -103,6 +103,52 @@ def safe_cast(value: np.ndarray, dtype, name: str, where: str) -> np.ndarray:
                          f"to {_KINDS.get(want.kind, want.kind)} (values could change); feed {want}")
 
 
+def is_tensor(value) -> bool:
+    """A torch tensor (checked without importing torch: the numpy path never loads it)."""
+    return type(value).__module__.startswith("torch") and hasattr(value, "device") and hasattr(value, "dtype")
+
+
+def as_numpy(value) -> np.ndarray:
+    """A host copy of a feed value: numpy arrays as they are, torch tensors (any device) copied to the host."""
+    if is_tensor(value):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def numpy_dtype_of(tensor) -> np.dtype:
+    import torch
+
+    return torch.empty(0, dtype=tensor.dtype).numpy().dtype
+
+
+def check_tensor_feed(metadata: dict[str, TensorMeta], feed, where: str) -> dict:
+    """``check_feed`` for a feed of torch tensors (a pipeline's host code on the device): the same presence,
+    shape and dtype rules, without a host copy. Casts only widen (``np.can_cast`` safe); a narrowing one
+    would need the values on the host to prove they fit, so it is one error asking for the declared dtype."""
+    import torch
+
+    out = dict(feed)
+    for name, meta in metadata.items():
+        if name not in feed:
+            raise InferenceError(f"{where}: input '{name}' missing from feed (got {sorted(feed)})")
+        value = feed[name]
+        if not is_tensor(value):
+            value = torch.from_numpy(np.ascontiguousarray(value))
+        have = numpy_dtype_of(value)
+        if not shape_fits(tuple(value.shape), meta.shape):
+            raise InferenceError(f"{where}: input '{name}' has shape {tuple(value.shape)}, outside the expected "
+                                 f"shape {meta.shape_text()} ('?' and names are dynamic dims); given dtype "
+                                 f"{have}, expected {meta.dtype or 'any'}")
+        if meta.dtype is not None and have != meta.dtype:
+            if not np.can_cast(have, meta.dtype, "safe"):
+                raise InferenceError(f"{where}: input '{name}' expects dtype {meta.dtype}, given a {have} tensor on "
+                                     f"{value.device} (shape {tuple(value.shape)}): only widening casts are made "
+                                     f"on the device; feed {meta.dtype}")
+            value = value.to(torch.from_numpy(np.empty(0, meta.dtype)).dtype)
+        out[name] = value.contiguous()
+    return out
+
+
 _KINDS = {"f": "float", "i": "signed integer", "u": "unsigned integer", "b": "bool", "c": "complex"}
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from ..custom_ops import session_source
 from ..errors import ArtifactError, BackendUnavailable
 from .base import Runner
-from .inputs import TensorMeta
+from .inputs import TensorMeta, numpy_dtype_of
 
 # ONNX Runtime's type strings -> numpy dtypes; a type numpy lacks (bfloat16, string) is left to the runtime
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
@@ -157,6 +157,34 @@ class OnnxRuntimeRunner(Runner):
         self.host_memory = "pageable"
         return {"h2d": h2d, "compute": compute, "d2h": d2h}
 
+    def _infer_tensors(self, feed):
+        """CUDA tensors on this runner's GPU: inputs bound by pointer, outputs allocated by ONNX Runtime on the
+        device and copied into torch tensors there (a device-to-device copy), so a pipeline's stages hand
+        tensors to each other without a host round trip. Anything else goes through the host."""
+        tensors = [v for v in feed.values() if getattr(v, "is_cuda", False)]
+        idx = int(self.device.partition(":")[2] or 0)
+        if not self.device.startswith("cuda") or len(tensors) != len(feed) or any(t.device.index not in (None, idx)
+                                                                                 for t in tensors):
+            return super()._infer_tensors(feed)
+        import torch
+
+        binding = self.session.io_binding()
+        for name in self.inputs:
+            value = feed[name]
+            binding.bind_input(name, "cuda", idx, numpy_dtype_of(value).type, list(value.shape), value.data_ptr())
+        for name in self.output_names:
+            binding.bind_output(name, "cuda", idx)
+        torch.cuda.current_stream(value.device).synchronize()  # the producer's kernels finished
+        self.session.run_with_iobinding(binding)
+        out = {}
+        for name, value in zip(self.output_names, binding.get_outputs()):
+            if 0 in value.shape():
+                out[name] = torch.empty(value.shape(), dtype=_torch_dtype(value), device=f"cuda:{idx}")
+                continue
+            view = torch.as_tensor(_CudaArray(value), device=f"cuda:{idx}")
+            out[name] = view.clone()  # ours, before the OrtValue's memory goes back to ONNX Runtime
+        return out
+
     def _graph_call(self, feed):
         """ONNX Runtime's CUDA graph (``enable_cuda_graph``): a second session whose first bound run captures
         the graph; later runs replay it. Needs every node on the CUDA EP and fixed buffer addresses."""
@@ -191,3 +219,18 @@ def _torch_cuda():
     except ImportError:
         return None
     return torch if torch.cuda.is_available() else None
+
+
+class _CudaArray:
+    """``__cuda_array_interface__`` of an OrtValue on a CUDA device, so torch can view it without a copy."""
+
+    def __init__(self, value):
+        self.value = value  # kept alive while viewed
+        self.__cuda_array_interface__ = {"shape": tuple(value.shape()), "data": (value.data_ptr(), False),
+                                         "typestr": np.dtype(ORT_DTYPES[value.data_type()]).str, "version": 2}
+
+
+def _torch_dtype(value):
+    import torch
+
+    return torch.from_numpy(np.empty(0, ORT_DTYPES[value.data_type()])).dtype

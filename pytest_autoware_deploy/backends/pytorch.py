@@ -62,6 +62,12 @@ class PyTorchRunner(Runner):
         with torch.inference_mode():
             return self._to_outputs(self.model(*tensors))
 
+    def _infer_tensors(self, feed):
+        """Tensors in, tensors out, on the runner's device (moved there if the feed is elsewhere)."""
+        device = next(iter(feed.values())).device if feed else self.device
+        outs = self._run([feed[n].to(self.device) for n in self.input_names])
+        return {n: o.detach().to(device) for n, o in zip(self.output_names, outs)}
+
     def _tensors(self, feed):
         import torch
 

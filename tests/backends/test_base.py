@@ -189,3 +189,42 @@ def test_tensorrt_runner_declares_the_engines_inputs(fake_trt, trt_spec, trt_tin
         x = np.random.default_rng(0).standard_normal((2, 3, 16, 16))
         np.testing.assert_array_equal(runner.infer({"image": x})["logits"],
                                       runner.infer({"image": x.astype(np.float32)})["logits"])
+
+
+# -- a feed of torch tensors (a pipeline's host code on the device): tensors back, on the feed's device ------
+def _relu_graph(path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])
+    onnx.save(helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])), path)
+    return path
+
+
+def test_a_tensor_feed_gets_tensors_back_from_a_host_backend(tmp_path):
+    import torch
+
+    from pytest_autoware_deploy.backends.onnxruntime import OnnxRuntimeRunner
+
+    with OnnxRuntimeRunner(_relu_graph(tmp_path / "m.onnx")) as runner:
+        out = runner.infer({"x": torch.tensor([[-1.0, 2.0, 3.0]])})
+        assert torch.is_tensor(out["y"]) and out["y"].device.type == "cpu"
+        assert out["y"].tolist() == [[0.0, 2.0, 3.0]]
+        widened = runner.infer({"x": torch.tensor([[1, -2, 3]], dtype=torch.int16)})  # int16 -> float32 is safe
+        assert widened["y"].dtype == torch.float32 and widened["y"].tolist() == [[1.0, 0.0, 3.0]]
+        with pytest.raises(InferenceError, match=r"input 'x' expects dtype float32, given a float64 tensor on cpu "
+                                                 r"\(shape \(1, 3\)\): only widening casts"):
+            runner.infer({"x": torch.zeros(1, 3, dtype=torch.float64)})
+        with pytest.raises(InferenceError, match=r"input 'x' has shape \(3,\), outside the expected shape"):
+            runner.infer({"x": torch.zeros(3)})
+
+
+def test_a_tensor_feed_stays_a_tensor_through_the_pytorch_runner():
+    import torch
+
+    from pytest_autoware_deploy.backends.pytorch import PyTorchRunner
+
+    with PyTorchRunner(torch.nn.ReLU(), ["x"], ["y"]) as runner:
+        out = runner.infer({"x": torch.tensor([[-1.0, 2.0]])})
+    assert torch.is_tensor(out["y"]) and out["y"].tolist() == [[0.0, 2.0]]

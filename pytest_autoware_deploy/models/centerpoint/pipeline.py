@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..lidar_common.boxes import circle_nms, empty_detections, sigmoid
-from ..lidar_common.host_device import on_device, resolve_host_device, stage_feed, to_numpy
+from ..lidar_common.host_device import on_device, resolve_host_device, to_numpy
 from ..lidar_common.voxelize import grid_shape, pillar_features, scatter, voxelize
 
 
@@ -152,7 +152,9 @@ class CenterPointPipeline:
         from ..lidar_common.voxelize_torch import scatter_torch
 
         feats, coors = self.preprocess_torch(inputs[self.input_name])
-        pillars = call_stage("pts_voxel_encoder", stage_feed({"input_features": feats}))["pillar_features"]
+        # tensors straight into the stages (Runner.infer keeps a tensor feed on its device): on CUDA the
+        # pillars, the canvas and the heads never cross to the host; decoding gathers only top-K values
+        pillars = call_stage("pts_voxel_encoder", {"input_features": feats})["pillar_features"]
         canvas = scatter_torch(on_device(pillars, self.device), coors, self.nx, self.ny)
-        heads = call_stage("pts_backbone_neck_head", stage_feed({"spatial_features": canvas}))
+        heads = call_stage("pts_backbone_neck_head", {"spatial_features": canvas})
         return decode_centerpoint(heads, **self.decode_kwargs, device=self.device)

@@ -9,9 +9,10 @@
 Both paths give bit-identical results (tests/models/lidar_common). The host object is built once per
 spec, before any backend, so 'auto' looks at the machine, not at the backend a stage runs on.
 
-The stages still take and return numpy arrays (the runners' input contract): ``stage_feed`` copies a
-device tensor to the host at the stage boundary (into pinned memory on CUDA, so the runner's own
-host-to-device copy is a DMA) and ``on_device`` brings a stage's outputs back.
+Runners take torch tensors as well as numpy arrays (``Runner.infer``): a tensor feed comes back as tensors
+on its device, and ONNX Runtime / PyTorch on CUDA never leave it (CenterPoint's host feeds its stages so).
+``stage_feed`` copies device tensors to the host for hosts whose decoding reads numpy (into pinned memory on
+CUDA); ``on_device`` brings a stage's outputs (either kind) to the host code's device.
 """
 
 from __future__ import annotations
@@ -78,6 +79,6 @@ def to_numpy(value):
 
 
 def stage_feed(feed: dict) -> dict:
-    """The stage boundary: the runners take numpy arrays (backends/base.py), so device tensors are copied
-    to the host here. A core hook letting ``call_stage`` take device tensors would remove this copy."""
+    """Device tensors copied to the host at a stage boundary, for hosts that decode stage outputs in numpy;
+    a host that handles tensor outputs passes its tensors to ``call_stage`` directly (no copy)."""
     return {k: to_numpy(v) for k, v in feed.items()}

@@ -15,7 +15,8 @@ def torch_call_stage(model, output_names: dict):
     def call(name, feed):
         module = operator.attrgetter(name)(model)
         with torch.no_grad():
-            out = module(*[torch.from_numpy(np.ascontiguousarray(v)) for v in feed.values()])
+            out = module(*[v if torch.is_tensor(v) else torch.from_numpy(np.ascontiguousarray(v))
+                           for v in feed.values()])
         out = out if isinstance(out, tuple) else (out,)
         return {n: o.detach().cpu().numpy() for n, o in zip(output_names[name], out)}
 

@@ -93,10 +93,14 @@ def test_points_with_too_few_columns_are_refused():
         CenterPointPipeline(**DEMO_HOST).preprocess(np.zeros((10, 3), np.float32))
 
 
-def _recording(call, log):
+def _recording(call, log, kind=np.ndarray):
+    """``call`` logging host copies of each stage feed, whose values must all be ``kind`` (numpy arrays from
+    the numpy host; torch tensors from the torch host, which hands its stages tensors without a copy)."""
+    from pytest_autoware_deploy.backends.inputs import as_numpy
+
     def record(name, feed):
-        assert all(isinstance(v, np.ndarray) for v in feed.values())  # the runners' contract: host arrays
-        log.append({k: v.copy() for k, v in feed.items()})
+        assert all(isinstance(v, kind) for v in feed.values()), {k: type(v) for k, v in feed.items()}
+        log.append({k: as_numpy(v).copy() for k, v in feed.items()})
         return call(name, feed)
     return record
 
@@ -120,7 +124,7 @@ def test_torch_host_path_gives_the_numpy_pipelines_stage_inputs_and_boxes():
         feeds_ref, feeds_torch = [], []
         with torch.inference_mode():
             ref = ref_host.run({"points": points}, _recording(call, feeds_ref))
-            got = torch_host.run({"points": points}, _recording(call, feeds_torch))
+            got = torch_host.run({"points": points}, _recording(call, feeds_torch, torch.Tensor))
         for a, b in zip(feeds_ref, feeds_torch, strict=True):
             for k in a:
                 np.testing.assert_array_equal(a[k], b[k], err_msg=k)
