@@ -100,14 +100,17 @@ def main(argv=None):
     ap.add_argument("--ort-threads", type=int, default=0,
                     help="ONNX Runtime intra-op threads (0: the plugin's default, ORT's own choice; N: as the plugin "
                          "runs under pytest-xdist, N threads without spinning)")
+    ap.add_argument("--mode", choices=("stored", "retime"), default="stored",
+                    help="stored: each re-run vs the baseline's saved timings (--deploy-baseline); retime: the "
+                         "baseline's artifact re-timed interleaved with the re-run (--deploy-baseline-retime)")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
     load_before = load_average()
 
-    from pytest_autoware_deploy.bench.latency import latency_stats_ms
+    from pytest_autoware_deploy.bench.latency import interleaved_timings, latency_stats_ms
     from pytest_autoware_deploy.bench.gate_stats import thin
-    from pytest_autoware_deploy.report.baseline import (SAMPLES_KEY, baseline_backend, latency_gate, read_baseline,
-                                                        save_baseline)
+    from pytest_autoware_deploy.report.baseline import (SAMPLES_KEY, baseline_backend, latency_gate,
+                                                        latency_gate_retimed, read_baseline, save_baseline)
     from pytest_autoware_deploy.spec.load import load_spec
     from pytest_autoware_deploy.spec.model import BackendId
 
@@ -136,8 +139,19 @@ def main(argv=None):
         for slowdown in order:
             load = load_average()
             run = Run(spec, backend, slowdown, args.plant, args.ort_threads)
-            current = run.measure(run.rounds)
-            result = latency_gate(entry, latency_stats_ms([c / 1e3 for c in current]), current, run.measure, gate)
+            if args.mode == "retime":  # a fresh session of the baseline's artifact (unplanted), ABBA with the re-run
+                base = Run(spec, backend, 0.0, args.plant, args.ort_threads)
+
+                def measure_pair(n, base=base, run=run):
+                    b, c = interleaved_timings(base.call, run.call, n)
+                    return [t * 1e3 for t in b], [t * 1e3 * run.factor for t in c]
+
+                result = latency_gate_retimed(measure_pair, run.rounds, gate)
+                base.close()
+            else:
+                current = run.measure(run.rounds)
+                result = latency_gate(entry, latency_stats_ms([c / 1e3 for c in current]), current, run.measure,
+                                      gate)
             run.close()
             trials[slowdown].append({
                 "verdict": result.verdict, "first": result.first, "confirmed": result.confirmed,
@@ -170,11 +184,11 @@ def main(argv=None):
           f"trial: {'none' if smallest is None else f'{smallest:.0%}'} (goal {GOAL_SMALLEST:.0%}); "
           f"gate: percentiles {gate['latency_percentiles']}, min effect {gate['latency_min_effect_pct']}%, "
           f"confidence {gate['latency_confidence']}, up to {gate['latency_max_extensions']} extensions; "
-          f"{elapsed:.0f} s; plant {args.plant}; ORT threads {args.ort_threads or 'default'}; "
+          f"{elapsed:.0f} s; mode {args.mode}; plant {args.plant}; ORT threads {args.ort_threads or 'default'}; "
           f"1-min load during the trials {min(loads, default=0):.1f}.."
           f"{max(loads, default=0):.1f} on {len(os.sched_getaffinity(0))} cores")
     finish({"benchmark": "gate_noise", "spec": str(Path(args.spec).resolve().relative_to(ROOT)),
-            "backend": str(backend), "plant": args.plant, "ort_threads": args.ort_threads,
+            "backend": str(backend), "mode": args.mode, "plant": args.plant, "ort_threads": args.ort_threads,
             "benchmark_settings": spec.cfg["benchmark"], "gate": gate,
             "baseline": {"rounds": len(samples), "latency_ms": entry["latency_ms"]},
             "trials": args.trials, "summary": summary, "false_alarms": false_alarms,

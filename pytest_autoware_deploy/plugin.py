@@ -60,6 +60,10 @@ def pytest_addoption(parser):
     group.addoption("--deploy-strict", action="store_true", default=False,
                     help="a backend or artifact asked for that cannot run here (no TensorRT, no CUDA device) is a "
                          "failure with the skip's reason instead of a skip (the spec key 'strict' does it per spec)")
+    group.addoption("--deploy-baseline-retime", default=None, metavar="DIR",
+                    help="latency gate: re-time the baseline's own artifacts (under DIR, the baseline run's work "
+                         "dir) interleaved with this run's in the same job, instead of comparing with the timings "
+                         "stored in --deploy-baseline (a shared machine's drift then falls on both sides)")
     group.addoption("--deploy-shard", default=None, metavar="I/N",
                     help="evaluate shard I of N of every spec's samples (i %% N == I-1) and store the per-sample "
                          "results for `autoware-deploy merge DIR...`, which computes the metrics and checks the "

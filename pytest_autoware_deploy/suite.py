@@ -289,6 +289,9 @@ def _latency(state, backend, benchmark, request):
     _describe(benchmark, spec, state, backend, feed, f"{spec.name}[{backend}]")
     raw = []
     latency = _timed(benchmark, request, call, rounds, raw)
+    if getattr(runner, "path", None):  # what a later run's re-timed latency gate times as this run's baseline
+        with user_errors():
+            state.store.note_backend(spec.name, str(backend), artifact=_artifact_in_work_dir(state, runner.path))
     e2e = None
     if state.device_of(backend).startswith("cuda"):
         with user_errors():
@@ -412,6 +415,50 @@ def _session_latency(state, backend) -> tuple[dict, list | None]:
     return latency, state.store.backend(state.spec.name, str(backend))[SAMPLES_KEY]
 
 
+def _artifact_in_work_dir(state, path) -> str:
+    from pathlib import Path
+
+    path, root = Path(path).resolve(), state.spec.work_dir.resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def _retimed_gate(state, backend, entry, retime_dir, gate, tolerance):
+    """--deploy-baseline-retime: the baseline run's own artifact for this (spec, backend), found under its work
+    dir by the path its report recorded, timed interleaved with this run's on the same inputs."""
+    from pathlib import Path
+
+    from pytest_autoware_deploy.bench.latency import interleaved_timings, plan_rounds
+    from pytest_autoware_deploy.errors import DeployError
+    from pytest_autoware_deploy.report.baseline import latency_gate_retimed
+
+    where = f"{state.spec.name}/{backend}"
+    rel = entry.get("artifact")
+    if not rel:
+        raise DeployError(f"--deploy-baseline-retime: the baseline has no artifact path for {where} (written before "
+                          "artifacts were recorded, or a backend without a file artifact, e.g. pytorch): re-save it")
+    base_file = Path(retime_dir) / rel
+    if not base_file.is_file():
+        raise DeployError(f"--deploy-baseline-retime: the baseline's artifact for {where} is not at {base_file} "
+                          f"(the baseline's report records '{rel}' under its work dir)")
+    runner, feed, call, rounds = _warmed_call(state, backend)
+    base_runner = runner.with_artifact(base_file)
+    if base_runner is None:
+        raise DeployError(f"--deploy-baseline-retime: backend {backend} cannot run another artifact")
+    base_runner.activate()
+    try:
+        base_call = timed_call(base_runner.prepare(feed), base_runner.synchronize)
+        bcfg = state.spec.cfg["benchmark"]
+        plan_rounds(base_call, bcfg["warmup"], bcfg["rounds"], bcfg["min_time_s"])  # its warm-up
+
+        def measure_pair(n):
+            b, c = interleaved_timings(base_call, call, n)
+            return [t * 1e3 for t in b], [t * 1e3 for t in c]
+
+        return latency_gate_retimed(measure_pair, rounds, gate, tolerance), base_file
+    finally:
+        base_runner.deactivate()
+
+
 def _more_rounds(state, backend):
     """``measure(n)`` for the gate's extensions: ``n`` more timed rounds (ms) of the same warmed call."""
     call = []
@@ -447,13 +494,19 @@ def test_gate_latency(deploy_spec, deploy_state, backend, request):
                         "(--deploy-baseline-same-machine): " + "; ".join(diffs), pytrace=False)
     with user_errors():
         check_gate(gate, deploy_spec.file)
-    current, samples = _session_latency(deploy_state, backend)
+    retime_dir = request.config.getoption("deploy_baseline_retime")
     with user_errors():
-        result = latency_gate(entry, current, samples, _more_rounds(deploy_state, backend), gate,
-                              request.config.getoption("deploy_latency_tolerance"))
+        if retime_dir and getattr(deploy_state.runner(backend), "path", None):  # pytorch: stored timings
+            result, base_file = _retimed_gate(deploy_state, backend, entry, retime_dir, gate,
+                                              request.config.getoption("deploy_latency_tolerance"))
+        else:
+            current, samples = _session_latency(deploy_state, backend)
+            result, base_file = latency_gate(entry, current, samples, _more_rounds(deploy_state, backend), gate,
+                                             request.config.getoption("deploy_latency_tolerance")), None
     deploy_state.store.backend(deploy_spec.name, str(backend))["latency_gate"] = {
         "verdict": result.verdict, "first": result.first, "extensions": result.extensions,
-        "confirmed": result.confirmed, "verdicts": [v.to_dict() for v in result.verdicts]}
+        "confirmed": result.confirmed, "verdicts": [v.to_dict() for v in result.verdicts],
+        "baseline": f"re-timed interleaved: {base_file}" if base_file else "stored timings"}
     where = f"{deploy_spec.name}, backend {backend}"
     more = result.describe()
     bad = [v for v in result.verdicts if v.verdict == "regressed"]

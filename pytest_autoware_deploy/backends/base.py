@@ -87,6 +87,11 @@ class Runner(ABC):
         self._require_active("graph_call()")
         return self._graph_call(self.check_inputs(feed))
 
+    def with_artifact(self, path) -> "Runner | None":
+        """A runner of the same backend and settings on another artifact (the baseline's ONNX or engine, for
+        the re-timed latency gate); None where the backend has no file artifact to swap."""
+        return None
+
     def synchronize(self):
         """Wait for queued device work; host backends have none."""
 

@@ -59,6 +59,9 @@ class OnnxRuntimeRunner(Runner):
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
 
+    def with_artifact(self, path):
+        return OnnxRuntimeRunner(path, self.device, intra_op_threads=self.threads, tf32=self.tf32)
+
     def _input_metadata(self):
         return [TensorMeta.of(i.name, ORT_DTYPES.get(i.type), i.shape) for i in self.inputs.values()]
 

@@ -216,6 +216,7 @@ class GateResult:
     extensions: int  # how many times more rounds were measured for an inconclusive verdict
     confirmed: bool = False  # a first "regressed" was re-measured on a fresh batch of rounds
     first: str | None = None  # the verdict before any extension or confirmation
+    baseline: list | None = None  # the baseline's timings (ms) when they were re-measured beside this run's
 
     @property
     def verdict(self) -> str:
@@ -241,23 +242,45 @@ def gate_with_extensions(baseline, current, measure, names, min_effect_pct: floa
       decides on it alone (extensions still allowed within the same budget). A burst of other users' work
       during the first measurement does not reproduce; a real regression does.
     """
-    current = list(current)
-    verdicts = compare(baseline, current, names, min_effect_pct, min_delta_ms, confidence, n_boot, seed)
+    result = _decide(list(baseline), list(current), lambda n: (None, measure(n)), names, min_effect_pct,
+                     min_delta_ms, confidence, max_extensions, confirm, n_boot, seed)
+    result.baseline = None
+    return result
+
+
+def gate_interleaved(measure_pair, rounds: int, names, min_effect_pct: float, min_delta_ms: float = 0.0,
+                     confidence: float = 0.99, max_extensions: int = 3, confirm: bool = True,
+                     n_boot: int = N_BOOT, seed: int = SEED) -> GateResult:
+    """The gate with the baseline re-measured beside this run: ``measure_pair(n)`` returns ``n`` more rounds
+    (ms) of the baseline's artifact and of this run's, taken interleaved. Extensions add rounds to both sides;
+    a confirmation re-measures both. Same statistics and verdicts as :func:`gate_with_extensions`."""
+    base, current = (list(x) for x in measure_pair(rounds))
+    return _decide(base, current, measure_pair, names, min_effect_pct, min_delta_ms, confidence, max_extensions,
+                   confirm, n_boot, seed)
+
+
+def _decide(base, current, measure_pair, names, min_effect_pct, min_delta_ms, confidence, max_extensions, confirm,
+            n_boot, seed) -> GateResult:
+    """The extension/confirmation loop; ``measure_pair(n)`` -> (more baseline rounds or None to keep the
+    baseline as it is, more rounds of this run)."""
+    verdicts = compare(base, current, names, min_effect_pct, min_delta_ms, confidence, n_boot, seed)
     first = worst(verdicts)
     extensions, confirmed = 0, False
     while True:
         state = worst(verdicts)
         if state == "inconclusive" and extensions < max_extensions:
-            more = list(measure(len(current)))
+            more_base, more = measure_pair(len(current))
             extensions += 1
-            current += more
+            current = current + list(more)
+            base = base + list(more_base) if more_base is not None else base
         elif state == "regressed" and confirm and not confirmed:
-            more = list(measure(len(current)))
+            more_base, more = measure_pair(len(current))
             confirmed = True
-            current = more
+            current = list(more)
+            base = list(more_base) if more_base is not None else base
         else:
             break
-        if not more:
+        if not more or (more_base is not None and not more_base):
             raise ValueError("measure() returned no timings")
-        verdicts = compare(baseline, current, names, min_effect_pct, min_delta_ms, confidence, n_boot, seed)
-    return GateResult(verdicts, current, extensions, confirmed, first)
+        verdicts = compare(base, current, names, min_effect_pct, min_delta_ms, confidence, n_boot, seed)
+    return GateResult(verdicts, current, extensions, confirmed, first, baseline=base)

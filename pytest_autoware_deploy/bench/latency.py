@@ -60,6 +60,22 @@ def timings(call, rounds: int) -> list[float]:
     return out
 
 
+def interleaved_timings(baseline_call, current_call, rounds: int, block: int = 5) -> tuple[list, list]:
+    """``rounds`` seconds-per-call of each, measured in ABBA order in blocks of ``block`` calls (baseline,
+    current, current, baseline, ...): a drift of a shared machine's speed during the measurement falls on
+    both sides alike, which comparing with timings taken at another moment cannot give."""
+    base, cur = [], []
+    order = ((baseline_call, base), (current_call, cur), (current_call, cur), (baseline_call, base))
+    i = 0
+    while len(base) < rounds or len(cur) < rounds:
+        call, out = order[i % 4]
+        i += 1
+        want = min(block, rounds - len(out))
+        if want > 0:
+            out += timings(call, want)
+    return base, cur
+
+
 def end_to_end_timings(runner, feed, warmup, rounds):
     """Seconds per ``runner.infer`` (host inputs in, host outputs out): what a caller without
     device-resident buffers pays, reported beside the device-resident latency."""

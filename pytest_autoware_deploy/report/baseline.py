@@ -253,3 +253,14 @@ def latency_gate(baseline_entry: dict, current_ms: dict, current_samples, measur
     return gate_with_extensions(base_samples, current_samples, measure, percentiles, min_effect,
                                 gate["latency_min_delta_ms"], gate["latency_confidence"],
                                 gate["latency_max_extensions"], gate["latency_confirm"])
+
+
+def latency_gate_retimed(measure_pair, rounds: int, gate: dict, tolerance_override: float | None = None):
+    """The latency gate against the baseline's own artifact re-timed in this job: ``measure_pair(n)`` returns
+    ``n`` rounds (ms) of the baseline's and of this run's, interleaved (``bench.latency.interleaved_timings``)."""
+    from ..bench.gate_stats import gate_interleaved
+
+    min_effect = gate["latency_min_effect_pct"] if tolerance_override is None else tolerance_override
+    return gate_interleaved(measure_pair, rounds, gate["latency_percentiles"], min_effect,
+                            gate["latency_min_delta_ms"], gate["latency_confidence"],
+                            gate["latency_max_extensions"], gate["latency_confirm"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -341,3 +342,53 @@ def test_misspelled_gate_percentile_is_a_usage_error(pytester, tiny_spec, tmp_pa
     result = run(pytester, f"--deploy-config={tiny_spec}", "--deploy-cfg-options", "gate.latency_percentiles=['p59']")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*tiny.py: gate.latency_percentiles[[]0[]]: 'p59' is not one of *"])
+
+
+def test_the_retimed_gate_times_the_baselines_own_artifact_beside_this_runs(pytester, tiny_spec, tmp_path,
+                                                                           one_torch_thread):
+    """--deploy-baseline-retime: the baseline run's ONNX (found by the path its report recorded) and this run's
+    are timed interleaved in one job; a clean re-run passes, a heavier graph is caught, a missing artifact is one
+    error naming where it was looked for, and pytorch (no file artifact) keeps the stored timings."""
+    baseline = tmp_path / "baseline.json"
+    work = tiny_spec.parent / "out"
+    run(pytester, f"--deploy-config={tiny_spec}", f"--deploy-save-baseline={baseline}", "-k", "test_latency",
+        *GATE).assert_outcomes(passed=2)
+    rel = load_baseline(baseline)["tiny"]["backends"]["onnx"]["artifact"]
+    assert (work / rel).is_file() and rel.endswith(".onnx")
+    gate = [f"--deploy-config={tiny_spec}", f"--deploy-baseline={baseline}", f"--deploy-baseline-retime={work}",
+            "-k", "test_gate_latency", "-v", *GATE]
+    clean = run(pytester, *gate)
+    assert _outcomes(clean)["test_gate_latency[tiny-onnx]"] == "PASSED", clean.stdout.str()
+    report = json.loads((work / "deploy_report.json").read_text())["specs"]["tiny"]["backends"]
+    assert report["onnx"]["latency_gate"]["baseline"] == f"re-timed interleaved: {work / rel}"
+    assert report["pytorch"]["latency_gate"]["baseline"] == "stored timings"
+
+    heavier = run(pytester, *gate, "model.kwargs.width=512", "gate.latency_min_delta_ms=0")
+    assert _outcomes(heavier)["test_gate_latency[tiny-onnx]"] == "FAILED", heavier.stdout.str()
+    heavier.stdout.fnmatch_lines(["*tiny, backend onnx: latency regressed vs baseline*latency median: regressed*"])
+
+    doc = json.loads(baseline.read_text())
+    doc["specs"]["tiny"]["backends"]["onnx"]["artifact"] = "gone/model.onnx"
+    baseline.write_text(json.dumps(doc))
+    missing = run(pytester, *gate)
+    missing.stdout.fnmatch_lines([f"*--deploy-baseline-retime: the baseline's artifact for tiny/onnx is not at "
+                                  f"{work / 'gone/model.onnx'}*"])
+
+
+def test_interleaving_cancels_a_drift_that_fools_stored_timings():
+    """A machine that gets 2x slower between the baseline run and this one: stored timings call it a regression,
+    the interleaved gate (both sides measured in the same drift) does not; a real 30 % slowdown is still caught."""
+    from pytest_autoware_deploy.bench.gate_stats import gate_interleaved, gate_with_extensions
+
+    rng = np.random.default_rng(0)
+
+    def noisy(n, scale):
+        return list(scale * (1.0 + 0.05 * rng.standard_normal(n)))
+
+    stored = noisy(60, 1.0)
+    slow_machine = gate_with_extensions(stored, noisy(60, 2.0), lambda n: noisy(n, 2.0), ["median"], 5.0)
+    assert slow_machine.verdict == "regressed"
+    same_code = gate_interleaved(lambda n: (noisy(n, 2.0), noisy(n, 2.0)), 60, ["median"], 5.0)
+    assert same_code.verdict == "ok" and len(same_code.baseline) >= 60
+    slower_code = gate_interleaved(lambda n: (noisy(n, 2.0), noisy(n, 2.6)), 60, ["median"], 5.0)
+    assert slower_code.verdict == "regressed"
