@@ -10,6 +10,14 @@ graphs first), in ABBA order so that a drift of the shared machine's speed cance
 process and pytest's own ``--durations`` numbers per test are reported. Two whole runs differ by more than
 the cost on a shared machine, so the number to read is ``added_s``: the evaluation hook's own time (timed
 around each call, in-process) plus the new tests' durations. Not a test: performance is never asserted in the suite.
+
+    .venv/bin/python benchmarks/verification_cost.py --islands [--depths 8,32,128] [--json out.json]
+
+measures the fp32-islands search (issue 13 §3) instead: on a chain of ``depth`` Linear+Add layers with one
+fp16-hostile cancellation planted in the middle, the search (verify/islands.py) with real trial graphs (the
+project's fp16 conversion, the fp16 emulation, ONNX Runtime) on 8 samples: trials, seconds, seconds per
+trial, the nodes found; and through the plugin, the seconds a failing ``test_agreement`` spends searching
+(the plant project of tests/test_plugin_verify.py, ``precision.islands.enabled`` True vs False, ABBA).
 """
 
 from __future__ import annotations
@@ -90,13 +98,118 @@ def hook_seconds(args, work_dir: Path) -> dict:
     return {"hook_calls": spent["calls"], "hook_s": round(spent["s"], 3)}
 
 
+def _chain_onnx(depth: int, path: Path):
+    """``depth`` residual blocks ``x + 0.1 relu(linear(x))``; block depth//2 adds and subtracts 2048 (fp16-hostile)."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, cancel):
+            super().__init__()
+            self.fc = nn.Linear(16, 16)
+            self.cancel = cancel
+
+        def forward(self, x):
+            y = x + 0.1 * torch.relu(self.fc(x))  # residual: a planted error survives the blocks after it
+            return (y + 2048.0) - 2048.0 if self.cancel else y
+
+    torch.manual_seed(0)
+    model = nn.Sequential(*[Block(i == depth // 2) for i in range(depth)]).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(4, 16),), str(path), input_names=["x"], output_names=["y"],
+                          opset_version=17, dynamo=False)
+    return path
+
+
+def islands_search_cost(depth: int, tmp: Path) -> dict:
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    from pytest_autoware_deploy.export.precision import skip_fp16_round_trips
+    from pytest_autoware_deploy.verify.fp16_emulation import emulate_fp16
+    from pytest_autoware_deploy.verify.islands import search_islands
+    from pytest_autoware_deploy.verify.islands_state import candidate_nodes
+
+    base = _chain_onnx(depth, tmp / f"chain{depth}.onnx")
+    feeds = [np.random.default_rng(i).standard_normal((4, 16)).astype(np.float32) for i in range(8)]
+    ref = ort.InferenceSession(str(base), providers=["CPUExecutionProvider"])
+    want = [ref.run(None, {"x": f})[0] for f in feeds]
+
+    def graph(nodes):
+        model = convert_float_to_float16(onnx.load(str(base)), keep_io_types=True, node_block_list=list(nodes))
+        skip_fp16_round_trips(model)
+        return model
+
+    def passes(nodes):
+        emulated, _ = emulate_fp16(graph(nodes))
+        sess = ort.InferenceSession(emulated.SerializeToString(), providers=["CPUExecutionProvider"])
+        return all(np.allclose(sess.run(None, {"x": f})[0], w, atol=2e-2, rtol=2e-2) for f, w in zip(feeds, want))
+
+    pure = tmp / f"chain{depth}.fp16.onnx"
+    onnx.save(graph([]), str(pure))
+    cands = candidate_nodes(base, pure, "fp16")
+    start = time.perf_counter()
+    result = search_islands(cands, passes, max_trials=200)
+    seconds = time.perf_counter() - start
+    return {"depth": depth, "candidates": len(cands), "trials": result.trials, "found": result.nodes,
+            "seconds": round(seconds, 3), "s_per_trial": round(seconds / max(result.trials, 1), 4)}
+
+
+def plugin_islands_cost(pairs: int, tmp: Path) -> dict:
+    """Wall seconds of a failing fp16 test_agreement on the plant project with and without the search."""
+    sys.path.insert(0, str(ROOT))
+    from tests.test_plugin_verify import plant_spec
+
+    spec = plant_spec(tmp / "plant", "cancel", extra="precision = dict(policies=['fp16'])")
+
+    def once(enabled: bool) -> float:
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--benchmark-disable",
+               f"--deploy-config={spec}", "-k", "agreement", "--deploy-cfg-options",
+               f"precision.islands.enabled={enabled}"]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=spec.parent, capture_output=True, text=True)
+        if "1 failed" not in proc.stdout:
+            raise SystemExit(f"the plant run did not fail as planted:\n{proc.stdout[-3000:]}")
+        return time.perf_counter() - start
+
+    once(True)  # warm-up: export and every trial graph cached
+    runs = {True: [], False: []}
+    for enabled in [e for _ in range(pairs) for e in (False, True, True, False)]:
+        runs[enabled].append(once(enabled))
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    return {"plain_failure_s": round(med(runs[False]), 3), "with_search_s": round(med(runs[True]), 3),
+            "added_s": round(med(runs[True]) - med(runs[False]), 3), "runs": {str(k): v for k, v in runs.items()}}
+
+
+def islands_main(args):
+    with tempfile.TemporaryDirectory(prefix="islands_cost_") as tmp:
+        chains = [islands_search_cost(int(d), Path(tmp)) for d in args.depths.split(",")]
+        for c in chains:
+            print(f"depth {c['depth']:4d}: {c['candidates']:4d} candidates, {c['trials']:3d} trials, "
+                  f"{c['seconds']:7.2f} s ({c['s_per_trial']:.3f} s/trial), found {c['found']}", flush=True)
+        plugin = plugin_islands_cost(args.pairs, Path(tmp))
+    summary = {"chains": chains, "plugin_plant": plugin}
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--islands", action="store_true", help="measure the fp32-islands search instead")
+    parser.add_argument("--depths", default="8,32,128")
     parser.add_argument("--spec", default=str(DEFAULT_SPEC))
     parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--policies", default="", help="comma-separated precision.policies (default: the spec's)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    if args.islands:
+        return islands_main(args)
     with tempfile.TemporaryDirectory(prefix="verification_cost_") as tmp:
         work_dir = Path(tmp)
         run(args, work_dir, VERIFYING)  # warm-up: export, derived graphs, emulated fp16 graph cached

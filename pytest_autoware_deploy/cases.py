@@ -40,11 +40,35 @@ def shape_cases(spec) -> list[ShapeCase]:
             shapes = tuple((i.name, getattr(i, level)) for i in declared if getattr(i, level) is not None)
             if shapes and all(shapes != c.shapes for c in cases):
                 cases.append(ShapeCase(_shape_id(shapes), shapes=shapes))
+        off = off_opt_shapes(declared)  # one step away from opt: where engines tuned for opt go wrong (issue 13)
+        if off and all(off != c.shapes for c in cases):
+            cases.append(ShapeCase(_shape_id(off), shapes=off))
         return cases  # inputs without declared shapes keep the data's own shape
     batches = spec.cfg["verification"]["batch_sizes"] or ([1, 2] if _batch_dynamic(spec) else [])
     if not batches:
         return [ShapeCase("native")]
     return [ShapeCase(f"b{b}", batch=int(b)) for b in dict.fromkeys(batches)]
+
+
+def off_opt_shapes(declared) -> tuple | None:
+    """Each input's opt shape one step along its first dynamic axis (the batch axis when it is dynamic): +1 on
+    axis 0, else the gcd of min/opt/max (a stride-bound image side stays valid); upwards when max allows, else
+    downwards. None when no input has a min..max range."""
+    import math
+
+    shapes, moved = [], False
+    for i in declared:
+        shape = list(i.opt_shape) if i.opt_shape is not None else None
+        if shape is not None and i.min_shape and i.max_shape:
+            axes = [a for a in range(len(shape)) if i.min_shape[a] < i.max_shape[a]]
+            if axes:
+                a = axes[0]
+                step = 1 if a == 0 else math.gcd(math.gcd(i.min_shape[a], shape[a]), i.max_shape[a]) or 1
+                shape[a] += step if shape[a] + step <= i.max_shape[a] else -step
+                moved = True
+        if shape is not None:
+            shapes.append((i.name, tuple(shape)))
+    return tuple(shapes) if moved else None
 
 
 def _shape_id(shapes):

@@ -14,6 +14,7 @@ import pytest
 from .cases import engine_backends
 from .context import deploy_session
 from .spec.stages import is_pipeline
+from .verify.sequence import is_sequential
 
 
 class DeploySpecModule(pytest.Module):
@@ -30,6 +31,8 @@ class DeploySpecModule(pytest.Module):
             skip |= set(GATE_TESTS)
         # a pipeline is exported stage by stage, and its batch is the host code's business
         skip |= {"test_export_onnx", "test_throughput"} if is_pipeline(self.spec) else set(STAGE_TESTS)
+        if not is_sequential(self.spec):  # only a pipeline whose host carries state across frames
+            skip.add("test_sequence_verification")
         return [c for c in super().collect() if getattr(c, "originalname", c.name) not in skip]
 
 

@@ -63,7 +63,9 @@ def pytest_generate_tests(metafunc):
                                    f"{b} ({effective_policy(b.policy_name, b.device or spec.device)}) is checked end "
                                    "to end only")))
                         continue
-                    params += [pytest.param((st["name"], b, out, idx), id=f"{st['name']}-{b.test_id}-{out}-sample{idx}")
+                    params += [pytest.param((st["name"], b, out, idx, case), id=f"{st['name']}-{b.test_id}-{out}-"
+                                            f"sample{idx}" + ("" if case is NATIVE else f"-{case.id}"))
+                               for case in stage_shape_cases(spec, st["name"])
                                for idx in sample_indices(spec) for out in st["output_names"]]
         metafunc.parametrize(argname, params)
     elif name == "test_export_tensorrt":
@@ -74,6 +76,10 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("stage", stage_names(spec))
     elif name in ("test_agreement", "test_batch_invariance"):
         _parametrize_agreement(metafunc, spec, name)
+    elif name == "test_sequence_verification":  # stateful pipelines only (collect.py), verify/sequence.py
+        reason = _no_verification_reason(spec)
+        targets = [] if reason else spec.verify_targets()
+        metafunc.parametrize("backend", targets or [_skip(reason)], ids=[b.test_id for b in targets] or None)
     elif name in ("test_accuracy", "test_gate_accuracy"):
         if not spec.cfg["evaluation"]["enabled"]:
             metafunc.parametrize("backend", [_skip("evaluation.enabled=False in the spec")])
@@ -91,6 +97,14 @@ def pytest_generate_tests(metafunc):
         if name == "test_throughput":
             batches = throughput_batches(spec)
             metafunc.parametrize("batch", batches, ids=[f"b{b}" for b in batches])
+
+
+def stage_shape_cases(spec, stage):
+    """A stage is verified on its recorded inputs (native) and at its declared profile shapes (min/opt/max and one
+    step off opt, ``cases.shape_cases``; rows of consecutive recorded samples), as a single model is (issue 13)."""
+    from pytest_autoware_deploy.spec.stages import stage_spec
+
+    return [NATIVE] + [c for c in shape_cases(stage_spec(spec, stage)) if c.shapes]
 
 
 def _no_verification_reason(spec):
@@ -233,8 +247,12 @@ def test_accuracy(deploy_spec, deploy_state, backend):
                 failures.append(f"{metric} dropped {ref - value:.4f} vs pytorch ({ref:.4f} -> {value:.4f}), "
                                 f"max_drop {max_drop:.4f} for policy {backend.policy_name}")
     if failures:
+        from pytest_autoware_deploy.verify.islands_state import islands_message
+
+        with user_errors():  # fp16/int8: the nodes to keep in fp32 that bring the drop back (issue 13)
+            islands = islands_message(deploy_state, backend, accuracy=True)
         pytest.fail(f"{deploy_spec.name}, backend {backend}, {result['num_samples']} samples: "
-                    + "; ".join(failures), pytrace=False)
+                    + "; ".join(failures) + islands, pytrace=False)
 
 
 def _timed(benchmark, request, call, rounds, raw=None) -> dict:
@@ -353,8 +371,8 @@ def test_stage_export_onnx(deploy_spec, deploy_state, stage):
 
 def test_stage_verification(deploy_spec, deploy_state, stage_case):
     """Pipelines: a stage on the backend vs the same stage on the reference, on recorded inputs."""
-    stage, backend, output, sample_idx = stage_case
-    _verify(deploy_state.stage(stage), backend, output, sample_idx, NATIVE)
+    stage, backend, output, sample_idx, case = stage_case
+    _verify(deploy_state.stage(stage), backend, output, sample_idx, case)
 
 
 def test_stage_latency(deploy_spec, deploy_state, stage, backend, benchmark, request):
@@ -553,5 +571,16 @@ def test_batch_invariance(deploy_spec, deploy_state, backend):
 
     with user_errors():
         failure = batch_invariance_failure(deploy_state, backend)
+    if failure:
+        pytest.fail(failure, pytrace=False)
+
+
+def test_sequence_verification(deploy_spec, deploy_state, backend):
+    """A stateful pipeline (its host declares sequences) run over whole sequences from a reset on the backend
+    and on its reference, compared frame by frame: fails where the error crosses the tolerance (drift)."""
+    from pytest_autoware_deploy.verify.sequence import sequence_failure
+
+    with user_errors():
+        failure = sequence_failure(deploy_state, backend)
     if failure:
         pytest.fail(failure, pytrace=False)

@@ -4,7 +4,10 @@ project raises no alarm and every dynamic-batch backend gets a batch-invariance 
 
 Each defect lives in the export only (the eager model stays right), as export bugs do: a middle layer's
 different computation, a data-dependent branch that fires on one sample in fifty, and an fp16 cancellation
-that ONNX Runtime's CPU EP would hide by computing fp16 in fp32.
+that ONNX Runtime's CPU EP would hide by computing fp16 in fp32; or in what tracing made of the model: a
+Python branch frozen on the example's path. An int8-hostile activation outlier is right in fp32 and wrong in
+int8. Failing fp16/int8 backends end with the fp32 islands that fix them (the snippet is applied and passes);
+a graph that breaks only at odd batches is caught one shape off opt; a stage is verified at its profile shapes.
 """
 
 from __future__ import annotations
@@ -68,6 +71,51 @@ class Gate(nn.Module):
         return logits
 
 
+class Branch(nn.Module):
+    """A data-dependent Python branch: eager adds 3 where max(image) > 4; tracing (the TorchScript exporter)
+    freezes the path the example input took (max < 4), so the graph never adds it. Uniform: argmax unchanged."""
+
+    def __init__(self, on):
+        super().__init__()
+        self.on = on
+
+    def forward(self, image, logits):
+        if self.on and bool(image.amax() > 4.0):
+            return logits + 3.0
+        return logits
+
+
+class Outlier(nn.Module):
+    """Channel 0 of the features times 10^4, divided back after pooling: exact in fp32, but int8's one scale
+    for the whole activation tensor leaves the other channels a level or two (the activation outlier of
+    transformers and of unfused BatchNorm statistics)."""
+
+    def __init__(self, on, channels=8):
+        super().__init__()
+        self.on = on
+        self.register_buffer("scale", torch.tensor([1e4] + [1.0] * (channels - 1)))
+
+    def forward(self, x):
+        return x * self.scale.view(1, -1, 1, 1) if self.on else x
+
+    def back(self, pooled):
+        return pooled / self.scale if self.on else pooled
+
+
+class Pairs(nn.Module):
+    """Identity in eager mode; the export views the batch as pairs (a two-camera layout baked in): right at
+    every even batch, an error at an odd one."""
+
+    def __init__(self, on):
+        super().__init__()
+        self.on = on
+
+    def forward(self, x):
+        if self.on and torch.onnx.is_in_onnx_export():
+            return x.reshape(-1, 2, *x.shape[1:]).reshape(x.shape)
+        return x
+
+
 class Net(nn.Module):
     def __init__(self, plant="none"):
         super().__init__()
@@ -77,10 +125,14 @@ class Net(nn.Module):
         self.cancel = Cancel() if plant == "cancel" else nn.Identity()
         self.head = nn.Linear(8, 3)
         self.gate = Gate(plant == "one_in_50")
+        self.branch = Branch(plant == "frozen_branch")
+        self.outlier = Outlier(plant == "outlier")
+        self.pairs = Pairs(plant == "pairs")
 
     def forward(self, image):
-        x = self.layer2(self.layer1(self.stem(image)))
-        return self.gate(image, self.head(self.cancel(x.mean((2, 3)))))
+        x = self.outlier(self.layer2(self.layer1(self.stem(self.pairs(image)))))
+        logits = self.head(self.cancel(self.outlier.back(x.mean((2, 3)))))
+        return self.branch(image, self.gate(image, logits))
 
 
 def build(plant="none"):
@@ -196,3 +248,126 @@ def test_bad_agreement_key_is_one_error_naming_it(pytester, tmp_path):
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*verification.limits.fp16.max_failed_rat*unknown key (did you mean "
                                  "'max_failed_rate'?)*"])
+
+
+# -- §3 minimal fp32 islands, §6 the remaining planted defects ---------------------------------------------------
+INT8_TIGHT = "precision = dict(policies=['int8'], tolerances=dict(int8=dict(atol=0.01, rtol=0.01)))"
+
+
+def lit(text: str) -> str:
+    """``text`` as an fnmatch pattern matching itself ('[' opens a character class there)."""
+    return text.replace("[", "[[]")
+
+
+def islands_report(spec, backend) -> dict:
+    report = json.loads((spec.parent / "out" / "deploy_report.json").read_text())
+    return report["specs"]["plant"]["backends"][backend]["precision_islands"]
+
+
+def test_fp16_islands_search_keeps_the_cancellation_in_fp32_and_its_snippet_passes(pytester, tmp_path):
+    spec = plant_spec(tmp_path / "p", "cancel", extra="precision = dict(policies=['fp16'])")
+    result = run(pytester, spec, "-k", "agreement")
+    result.assert_outcomes(failed=1)
+    option = "precision.fp16.node_block_list=['/cancel/Add', '/cancel/Sub']"
+    result.stdout.fnmatch_lines([
+        "*fp32 islands for onnx:fp16: keeping 2 of * node(s) in fp32 makes the fp16 graph pass on samples *: "
+        + lit("['/cancel/Add', '/cancel/Sub']"),
+        lit(f"*apply: --deploy-cfg-options \"{option}\"*"),
+        "*trade-off on ONNX Runtime CPU, fp16 emulated: pure fp16: 50 failing of 50 samples, accuracy *; "
+        "with the islands: 0 failing of 50 samples, accuracy *"])
+    entry = islands_report(spec, "onnx:fp16")
+    assert entry["nodes"] == ["/cancel/Add", "/cancel/Sub"] and entry["minimal"]
+    assert entry["pure"]["outputs"]["logits"]["failed"] == 50 and entry["mixed"]["passed"]
+    assert entry["mixed"]["latency_ms"] > 0 and "accuracy" in entry["mixed"]
+    markdown = (spec.parent / "out" / "deploy_report.md").read_text()
+    assert "fp32 islands" in markdown and "/cancel/Sub" in markdown
+    fixed = run(pytester, spec, "-k", "agreement or verification or accuracy", "--deploy-cfg-options", option)
+    fixed.assert_outcomes(passed=7)
+
+
+def test_int8_activation_outlier_is_caught_localized_and_excluded(pytester, tmp_path):
+    spec = plant_spec(tmp_path / "p", "outlier", extra=INT8_TIGHT)
+    result = run(pytester, spec, "-k", "agreement")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*backend onnx:int8 vs pytorch, output 'logits': 50 of 50 samples (100.00%) break atol=0.01, rtol=0.01*",
+        "*worst samples: *",
+        "*localization on sample * against the fp32 graph: first diverging node: '/outlier/Mul' (Mul, module "
+        "'outlier')*",
+        "*fp32 islands for onnx:int8: keeping 1 of * node(s) in fp32 *: " + lit("['/outlier/Mul']"),
+        lit("*apply: --deploy-cfg-options \"precision.int8.nodes_to_exclude=['/outlier/Mul']\"*")])
+    assert islands_report(spec, "onnx:int8")["nodes"] == ["/outlier/Mul"]
+    fixed = run(pytester, spec, "-k", "agreement", "--deploy-cfg-options",
+                "precision.int8.nodes_to_exclude=['/outlier/Mul']")
+    fixed.assert_outcomes(passed=1)
+
+
+def test_clean_project_passes_int8_under_the_same_tight_tolerance(pytester, tmp_path):
+    spec = plant_spec(tmp_path / "p", "none", extra=INT8_TIGHT)
+    run(pytester, spec, "-k", "agreement").assert_outcomes(passed=1)
+    report = json.loads((spec.parent / "out" / "deploy_report.json").read_text())["specs"]["plant"]["backends"]
+    assert "precision_islands" not in report["onnx:int8"]  # nothing failed, nothing searched
+
+
+def test_data_dependent_branch_frozen_by_tracing_is_caught_on_the_sample_that_takes_it(pytester, tmp_path):
+    spec = plant_spec(tmp_path / "p", "frozen_branch")
+    result = run(pytester, spec, "-k", "agreement or export_onnx or (verification and b1)")
+    result.assert_outcomes(passed=3, failed=1)  # the example input (sample 0) and sample 1 take the traced path
+    result.stdout.fnmatch_lines([
+        "*backend onnx vs pytorch, output 'logits': 1 of 50 samples (2.00%) break *", "*worst samples: 37*",
+        "*localization on sample 37 against pytorch: first diverging node: '/head/Gemm' *the graph output equals "
+        "pytorch module 'head' output, so the model changes it afterwards in Python code the graph does not hold "
+        + lit("(modules called after it: ['gate', 'branch'])*"),
+        "*OnnxExportWarning: plant: ONNX exporter: TracerWarning at *plantmodel.py:*: Converting a tensor to a "
+        "Python boolean*"])  # and the export said where (export.fail_on_warnings=True makes it fail there)
+    entry = agreement_report(spec)["outputs"]["logits"]
+    assert entry["first_failed"] == 37 and entry["failed"] == 1
+    assert entry["localization"]["pytorch"]["after_graph"] == ["gate", "branch"]
+
+
+def test_accuracy_failure_searches_with_the_accuracy_drop_as_criterion(pytester, tmp_path):
+    # int8's default tolerance passes the outlier's error, so only the accuracy criterion (a drop allowance no
+    # graph can meet) makes every trial fail: the search says the failure is not the policy's arithmetic
+    spec = plant_spec(tmp_path / "p", "outlier", extra="precision = dict(policies=['int8'], max_drop=dict(int8=-0.5))")
+    result = run(pytester, spec, "-k", "accuracy")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*plant, backend onnx:int8, 50 samples: accuracy dropped *max_drop -0.5000 for policy int8",
+        "*fp32 islands for onnx:int8 (verification and accuracy drop): none found: keeping all * candidate node(s) "
+        "in fp32 does not pass either*"])
+    report = json.loads((spec.parent / "out" / "deploy_report.json").read_text())
+    entry = report["specs"]["plant"]["backends"]["onnx:int8"]
+    assert entry["precision_islands_accuracy"]["criterion"] == "verification and accuracy drop"
+    assert entry["precision_islands_accuracy"]["nodes"] == []
+
+
+PROFILE = "backend_config = dict(model_inputs=[dict(name='image', min_shape=(2, 3, 8, 8), opt_shape=(4, 3, 8, 8), " \
+          "max_shape=(8, 3, 8, 8))])"
+
+
+def test_one_shape_off_opt_is_verified_and_catches_what_min_opt_max_miss(pytester, tmp_path):
+    spec = plant_spec(tmp_path / "p", "pairs", extra=PROFILE)
+    result = run(pytester, spec, "-k", "verification", "-v")
+    result.assert_outcomes(passed=6, failed=2)  # 2 samples at 2x, 4x, 8x pass; 5x (opt + 1) breaks
+    result.stdout.fnmatch_lines(["*test_verification[[]plant-onnx-logits-sample0-4x3x8x8[]] PASSED*",
+                                 "*test_verification[[]plant-onnx-logits-sample0-5x3x8x8[]] FAILED*",
+                                 "*backend onnx failed on sample 0, shape 5x3x8x8 *"])
+    clean = plant_spec(tmp_path / "c", "none", extra=PROFILE)
+    run(pytester, clean, "-k", "verification").assert_outcomes(passed=8)
+
+
+def test_pipeline_stage_is_verified_at_its_profile_shapes_and_off_opt(pytester, tmp_path):
+    from .conftest import write_pipeline_spec
+
+    spec = write_pipeline_spec(tmp_path / "p", extra="""
+        pipeline = dict(host='tinypipe:Host', kwargs=dict(grid=4), stages=[
+            dict(name='encoder', module='encoder', input_names=['items'], output_names=['features'],
+                 dynamic_axes={'items': {0: 'num_items'}, 'features': {0: 'num_items'}},
+                 model_inputs=[dict(name='items', min_shape=[1, 4], opt_shape=[8, 4], max_shape=[32, 4])]),
+            dict(name='head', module='head', input_names=['grid'], output_names=['logits'])])
+    """)
+    result = run(pytester, spec, "-k", "stage_verification and encoder", "-v")
+    result.assert_outcomes(passed=10)  # 2 samples x (recorded, 1, 8, 32 and 9 items)
+    result.stdout.fnmatch_lines([
+        "*test_stage_verification[[]tinypipe_spec-encoder-onnx-features-sample0[]] PASSED*",
+        "*test_stage_verification[[]tinypipe_spec-encoder-onnx-features-sample1-9x4[]] PASSED*"])

@@ -11,6 +11,11 @@
   symmetric by default since TensorRT needs it), calibrated on the spec's own samples; weights are
   7-bit (``reduce_range``) whenever ONNX Runtime's CPU EP runs the graph (see :func:`int8_settings`)
 
+fp32 islands: ``precision.fp16.node_block_list`` and ``precision.int8.nodes_to_exclude`` name nodes of the
+exported graph to keep in fp32 (the converter's ``node_block_list``, the quantizer's ``nodes_to_exclude``);
+``verify/islands_state.py`` proposes them when a policy fails. :func:`with_fp32_nodes` is the spec such a
+snippet makes, so a searched graph and the one the spec later derives share one cache entry.
+
 Each derived graph is an artifact of its own, cached like the base export under a key that
 includes the base graph's digest, the policy settings and the calibration inputs.
 """
@@ -61,6 +66,7 @@ def derive(spec, base_onnx: Path, policy: str, samples, rebuild=False) -> Policy
     if policy in GRAPH_UNCHANGED:
         return PolicyArtifact(policy, Path(base_onnx), "base", False, {})
     settings = spec.cfg["precision"][policy]
+    _check_fp32_nodes(spec, base_onnx, policy, settings)
     if policy == "int8":
         settings, why = int8_settings(spec)
     calib_idx = _calibration_indices(settings, policy, len(samples))
@@ -89,6 +95,46 @@ def derive(spec, base_onnx: Path, policy: str, samples, rebuild=False) -> Policy
     if policy == "int8":  # why these settings: from this run's backends, which the cached graph does not know
         info = {**info, **why}
     return PolicyArtifact(policy, path, key, built, info)
+
+
+FP32_NODE_KEYS = {"fp16": "node_block_list", "int8": "nodes_to_exclude"}  # policy -> its fp32-island key
+
+
+def with_fp32_nodes(spec, policy: str, nodes):
+    """A copy of ``spec`` whose ``precision.<policy>.<FP32_NODE_KEYS[policy]>`` is ``nodes``: what the spec
+    snippet ``precision.fp16.node_block_list=[...]`` makes (same settings, so the same cached graph)."""
+    import copy
+
+    clone = copy.copy(spec)
+    clone.cfg = {**spec.cfg, "precision": {**spec.cfg["precision"],
+                                           policy: {**spec.cfg["precision"][policy],
+                                                    FP32_NODE_KEYS[policy]: list(nodes)}}}
+    return clone
+
+
+def _check_fp32_nodes(spec, base_onnx, policy, settings):
+    """The fp32-island names are node names of the exported graph: a typo is one SpecError, never an island
+    silently not kept. A pipeline stage shares the spec's lists with the other stages and keeps its own names."""
+    key = FP32_NODE_KEYS.get(policy)
+    names = settings.get(key) if key else None
+    if not names:
+        return
+    dotted = f"precision.{policy}.{key}"
+    bad = [n for n in names if not isinstance(n, str) or not n]
+    if bad:
+        raise SpecError(spec.file, dotted, f"expected a list of ONNX node names (strings), got {bad[0]!r}")
+    if spec.cfg.get("stage"):
+        return
+    import onnx
+
+    present = {n.name for n in onnx.load(str(base_onnx), load_external_data=False).graph.node}
+    missing = [n for n in names if n not in present]
+    if missing:
+        from ..spec.schema import suggest
+
+        raise SpecError(spec.file, dotted, f"{missing[0]!r} is not a node of the exported graph {base_onnx}"
+                        f"{suggest(missing[0], sorted(present))}" + (f" ({len(missing)} names missing)"
+                                                                    if len(missing) > 1 else ""))
 
 
 def _upstream(spec):
@@ -207,9 +253,10 @@ def _to_fp16(spec, base_onnx, out_path, settings, samples, calib_idx) -> dict:
         hot = {name for name, peak in ranges.items() if peak > FP16_MAX / 2}
         block_nodes = [n.name for n in model.graph.node
                        if n.name and (hot.intersection(n.output) or hot.intersection(n.input))]
+    islands = [n for n in settings.get("node_block_list") or [] if n not in block_nodes]
     try:
         converted = convert_float_to_float16(model, keep_io_types=settings["keep_io_types"],
-                                             op_block_list=block_ops, node_block_list=block_nodes)
+                                             op_block_list=block_ops, node_block_list=block_nodes + islands)
         rewired = skip_fp16_round_trips(converted)
         duplicates = drop_duplicate_producers(converted)
         OnnxModel(converted).topological_sort()  # the converter appends its Casts; parsers want order
@@ -220,7 +267,8 @@ def _to_fp16(spec, base_onnx, out_path, settings, samples, calib_idx) -> dict:
     kept = [n.op_type for n in model.graph.node if n.op_type in block_ops]
     return {"converter": "onnxruntime.transformers.float16", "keep_io_types": settings["keep_io_types"],
             "fp16_round_trips_removed": rewired, "duplicate_casts_removed": duplicates,
-            "fp32_nodes_for_range": block_nodes, "fp32_ops_in_graph": sorted(set(kept)),
+            "fp32_nodes_for_range": block_nodes, "fp32_nodes_from_spec": islands,
+            "fp32_ops_in_graph": sorted(set(kept)),
             "overflow_samples": len(calib_idx) if settings["overflow_check"] else 0}
 
 
@@ -332,6 +380,7 @@ def _to_int8(spec, base_onnx, out_path, settings, samples, calib_idx) -> dict:
                         per_channel=settings["per_channel"], reduce_range=settings["reduce_range"],
                         activation_type=qtype[settings["activation_type"]], weight_type=qtype[settings["weight_type"]],
                         op_types_to_quantize=settings["op_types_to_quantize"],
+                        nodes_to_exclude=list(settings.get("nodes_to_exclude") or []) or None,
                         calibrate_method=getattr(CalibrationMethod, settings["calibrate_method"]),
                         extra_options=extra)
     except Exception as exc:
@@ -343,6 +392,7 @@ def _to_int8(spec, base_onnx, out_path, settings, samples, calib_idx) -> dict:
     bound = int8_pair_sum_bound(settings)
     return {"quantizer": "onnxruntime.quantization.quantize_static", "format": "QDQ",
             "calibration_samples": len(calib_idx), "calibrate_method": settings["calibrate_method"],
+            "nodes_excluded": list(settings.get("nodes_to_exclude") or []),
             "per_channel": settings["per_channel"], "symmetric": settings["symmetric"],
             "activation_type": settings["activation_type"], "weight_type": settings["weight_type"],
             "reduce_range": settings["reduce_range"], "weight_bits": 7 if settings["reduce_range"] else 8,

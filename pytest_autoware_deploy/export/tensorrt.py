@@ -142,6 +142,7 @@ def build_engine(spec, onnx_path, policy=None, rebuild=False, module="tensorrt",
                  compute_capabilities=None) -> EngineArtifact:
     """Build (or reuse) the engine of ``onnx_path`` under ``policy`` (default: the spec's precision_policy)
     with ``module`` ('tensorrt' or 'tensorrt_rtx'); ``device`` / ``compute_capabilities``: see build_target."""
+    _refuse_custom_ops(onnx_path, spec)
     trt = load_trt(module, f"no engine was built from {onnx_path} for {spec.name}")
     policy = policy or spec.cfg["backend_config"]["common_config"]["precision_policy"]
     plan = build_plan(policy, trt)
@@ -161,6 +162,26 @@ def build_engine(spec, onnx_path, policy=None, rebuild=False, module="tensorrt",
     path, built = cache.get_or_build(kind, key, "model.engine", build, meta=meta, rebuild=rebuild)
     info = meta if built else json.loads((path.parent / "meta.json").read_text())
     return EngineArtifact(path, key, built, policy, onnx_path, trt.__version__, info, module)
+
+
+# domain -> the TensorRT plugin library that implements its ops (loaded by the deployment, not shipped here)
+PLUGIN_LIBRARIES = {"autoware": "Autoware's autoware_tensorrt_plugins (libautoware_tensorrt_plugins.so)"}
+
+
+def _refuse_custom_ops(onnx_path, spec):
+    """A graph with custom ops (e.g. AWML's ``autoware::ImplicitGemm``) parses only with the plugin library that
+    implements them; none is available here, so no engine is attempted: one BackendUnavailable naming them."""
+    import onnx
+
+    from ..custom_ops import custom_ops
+    from ..errors import BackendUnavailable
+
+    needed = custom_ops(onnx.load(str(onnx_path), load_external_data=False))
+    if needed:
+        ops = ", ".join(f"{d}::{o}" for d, os_ in sorted(needed.items()) for o in sorted(os_))
+        libs = "; ".join(PLUGIN_LIBRARIES.get(d, f"a plugin library for domain '{d}'") for d in sorted(needed))
+        raise BackendUnavailable(f"{spec.name}: {onnx_path} uses custom ops {ops}: a TensorRT engine needs the "
+                                 f"plugins of {libs}, which are not available here; no engine was built")
 
 
 def engine_key(spec, onnx_path, policy, trt, target: BuildTarget) -> str:

@@ -154,4 +154,24 @@ def _render_entry(lines: list, title: str, spec: dict, cpu: dict | None = None):
             for batch, t in sorted(sweep.items(), key=lambda kv: int(kv[0])):
                 lines.append(f"| {b} | {batch} | {_num(t['samples_per_s'], '.1f')} | "
                              f"{_num(t['latency_ms']['median'], '.3f')} | {_num(t['latency_ms']['p99'], '.3f')} |")
+    _render_islands(lines, backends)
     lines.append("")
+
+
+def _render_islands(lines: list, backends: dict):
+    """fp32 islands (verify/islands_state.py): the pure policy graph next to the one with the found nodes in fp32."""
+    found = {b: body["precision_islands"] for b, body in backends.items()
+             if (body.get("precision_islands") or {}).get("nodes")}
+    if not found:
+        return
+    lines += ["", "### fp32 islands (precision trade-off)", "",
+              "| backend | graph | fp32 nodes | failing samples | accuracy | latency ms (CPU median) |",
+              "|---|---|---|---|---|---|"]
+    for b, e in found.items():
+        for label, m in ((f"pure {e['policy']}", e.get("pure") or {}), ("with islands", e.get("mixed") or {})):
+            failing = sum(int(o.get("failed") or 0) for o in (m.get("outputs") or {}).values())
+            acc = m.get("accuracy") or {}
+            lines.append(f"| {b} | {label} | {m.get('fp32_nodes', '–')} | {failing}/{m.get('samples', '?')} | "
+                         f"{_num(acc.get('value'), '.4f')} | {_num(m.get('latency_ms'), '.3f')} |")
+        lines.append(f"\n`{b}`: {e.get('snippet', '')} (searched on {e.get('searched_on', '?')}, "
+                     f"{e.get('trials', '?')} trial graphs)\n")

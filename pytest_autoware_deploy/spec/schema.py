@@ -143,6 +143,8 @@ SCHEMA: dict[str, Field] = {
             "overflow_check": F(bool, True, doc="keep nodes whose fp32 outputs exceed the fp16 range on "
                                                 "calibration data in fp32"),
             "overflow_samples": F(int, 4),
+            "node_block_list": F(list, [], doc="node names kept in fp32 (an fp32 island; what the islands search "
+                                               "proposes on a failure)"),
         }),
         "int8": F(dict, {}, children={
             "calibration_samples": F(int, 32),
@@ -157,6 +159,13 @@ SCHEMA: dict[str, Field] = {
             "weight_type": F(str, "int8", ("int8", "uint8"), doc="uint8 needs uint8 activations (ORT's U8U8 "
                              "kernel: no saturation, slower; CPU only)"),
             "op_types_to_quantize": F((list, type(None)), None),
+            "nodes_to_exclude": F(list, [], doc="node names left unquantized (fp32 islands; onnxruntime "
+                                                "quantize_static's nodes_to_exclude)"),
+        }),
+        "islands": F(dict, {}, doc="on an fp16/int8 failure, search the fewest nodes to keep in fp32", children={
+            "enabled": F(bool, True),
+            "samples": F(int, 8, doc="samples each trial graph runs (the worst failing ones first)"),
+            "max_trials": F(int, 48, doc="trial graphs built at most (bisection, then pruning)"),
         }),
         "tolerances": F(dict, {}, doc="policy -> dict(atol, rtol, min_cosine) replacing verification's"),
         "max_drop": F(dict, {}, doc="policy -> max drop of the primary metric vs pytorch"),

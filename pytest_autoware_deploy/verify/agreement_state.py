@@ -259,12 +259,14 @@ def verification_localization(state, backend, sample_idx: int, case) -> str:
     """For a failed test_verification case: the localization of its inputs, as lines to append (and kept in
     the report's ``verification.localization`` of the backend, by case)."""
     feed = state.case_inputs(sample_idx, case)
+    from .islands_state import islands_message
+
     message, entry = _safe_localize(state, backend, sample_idx, feed)
     if entry:
         with state.store._lock:
             ver = state.store.backend(state.spec.name, str(backend)).setdefault("verification", {})
             ver.setdefault("localization", {})[f"sample{sample_idx}-{case.id}"] = entry
-    return "\n" + message if message else ""
+    return ("\n" + message if message else "") + islands_message(state, backend, [sample_idx])
 
 
 def agreement_failure(state, backend) -> str:
@@ -290,7 +292,11 @@ def agreement_failure(state, backend) -> str:
         failures.append(text)
     _store(state, backend, {"passed": not failures, "limit": str(agreement_of(state).settings.limit(
         backend.policy_name)), "outputs": report})
-    return "\n".join(failures)
+    if failures:  # what to keep in fp32 (fp16/int8 backends only; verify/islands_state.py)
+        from .islands_state import islands_message
+
+        failures.append(islands_message(state, backend, list(localized)).lstrip("\n"))
+    return "\n".join(f for f in failures if f)
 
 
 def _store(state, backend, entry: dict):

@@ -236,11 +236,22 @@ def rounding_kept(emulated, providers=("CPUExecutionProvider",), level=None) -> 
     import onnxruntime as ort
 
     emulated = _as_model(emulated)
-    wanted = {n.output[0] for n in emulated.graph.node if n.op_type == "Cast" and n.name.endswith(f"{ROUND_TAG}_to16")}
+    constant = _constant_tensors(emulated.graph)  # a folded rounding of a constant still rounds it (Cast is exact)
+    wanted = {n.output[0] for n in emulated.graph.node if n.op_type == "Cast" and n.name.endswith(f"{ROUND_TAG}_to16")
+              and n.input[0] not in constant}
     optimized = _optimized(emulated, providers, level if level is not None else
                            ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
     present = {o for n in optimized.graph.node if n.op_type == "Cast" for o in n.output}
     return sorted(wanted - present)
+
+
+def _constant_tensors(graph) -> set:
+    """Tensors computed from initializers and Constant nodes only: what constant folding may precompute."""
+    constant = {i.name for i in graph.initializer}
+    for node in topological_nodes(graph):
+        if node.op_type == "Constant" or (node.input and all(not x or x in constant for x in node.input)):
+            constant.update(o for o in node.output if o)
+    return constant
 
 
 @dataclass

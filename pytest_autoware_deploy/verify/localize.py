@@ -68,6 +68,7 @@ class Localization:
     compared: int = 0                    # tensors compared
     unmatched: int = 0                   # graph tensors with no counterpart (not comparable)
     runs: int = 0                        # session runs (chunks)
+    after_graph: list = field(default_factory=list)  # modules that change a graph output in Python (traced away)
 
     def to_dict(self) -> dict:
         return json_safe(asdict(self))
@@ -503,6 +504,12 @@ def localize_against_torch(onnx_path, feed: dict, model, input_names: list, tole
                 continue
             compared += 1
             results = [(k, compare_output(kept[k], actual, tolerance, f"tensor '{m.tensor}'")) for k in candidates]
+            root = [(k, r) for k, r in results if k[0] == ""]
+            if root and not any(r.passed for _, r in root) and any(r.passed for _, r in results):
+                # a graph output equals a module's output but not the model's: the model changes it after
+                # that module in Python the graph does not hold (a data-dependent branch frozen by tracing)
+                return _python_after_graph(m, root[0][1], results, calls, producers, nodes, agreeing, tolerance,
+                                           modules, compared, unmatched, exposer.runs)
             if any(r.passed for _, r in results):
                 agreeing.append(m.tensor)
                 continue
@@ -517,6 +524,23 @@ def localize_against_torch(onnx_path, feed: dict, model, input_names: list, tole
                                 module_path(node, modules) or key[0], compared, unmatched, exposer.runs)
     return Localization(False, "pytorch", str(tolerance), compared=compared, unmatched=unmatched, runs=exposer.runs,
                         last_agreeing=agreeing[-1] if agreeing else None)
+
+
+def _python_after_graph(m, bad, results, calls, producers, nodes, agreeing, tol, modules, compared, unmatched,
+                        runs) -> Localization:
+    """The graph output ``m.tensor`` agrees with a module's output but not with the model's: name the modules
+    called after that module (where Python changed the value without leaving a node in the graph)."""
+    key = next(k for k, r in results if r.passed and k[0])
+    start = next((i for i, (p, c, _) in enumerate(calls) if (p, c) == key[:2]), len(calls))
+    after = [p for p, _, _ in calls[start + 1:] if p and not key[0].startswith(p + ".")]
+    node = compute_producer(m.tensor, producers)
+    result = _result_from(bad, m.tensor, node, "the pytorch model's output", "pytorch", tol, agreeing, nodes,
+                          producers, module_path(node, modules) or key[0], compared, unmatched, runs)
+    result.suspects, result.after_graph = [], list(dict.fromkeys(after))[-MAX_SUSPECTS:]
+    result.detail = (f"{bad.message}; the graph output equals pytorch module '{key[0]}' output, so the model "
+                     f"changes it afterwards in Python code the graph does not hold (modules called after it: "
+                     f"{result.after_graph or 'none'}): a data-dependent branch or value frozen by tracing?")
+    return result
 
 
 def localize(onnx_path, feed: dict, reference, tolerance: Tolerance, input_names=None, chunk_size: int = 32,

@@ -23,7 +23,7 @@ from functools import partial
 
 from ..errors import SpecError
 from ..spec.schema import suggest
-from . import detections3d
+from . import detections3d, points, tokens
 from .compare import Comparison
 from .detections import IOU_FUNCTIONS, DetectionTolerance, Detections, compare_detections
 
@@ -31,7 +31,10 @@ from .detections import IOU_FUNCTIONS, DetectionTolerance, Detections, compare_d
 DETECTION_COMPARATORS = {
     **{name: (DetectionTolerance, partial(compare_detections, iou_fn=fn)) for name, fn in IOU_FUNCTIONS.items()},
     "detections3d": (detections3d.Detection3DTolerance, detections3d.compare_detections3d),  # BEV centre distance
+    "tokens": (tokens.TokenTolerance, tokens.compare_tokens),  # greedy-decoded sequences: first divergent step
+    "points": (points.PointTolerance, points.compare_points),  # per-point labels + scores (segmentation)
 }
+RAW_DECODED = ("tokens",)  # comparators whose decoder's values are passed as they are (not Detections)
 COMPARATORS = ("allclose",) + tuple(DETECTION_COMPARATORS)
 ENTRY_KEYS = ("compare", "decoder", "decoder_kwargs", "policies", "covers")
 
@@ -140,6 +143,8 @@ def _decode(spec, check, outputs):
         raise SpecError(spec.file, f"{key}.decoder", f"{check.decoder} failed on outputs "
                         f"{ {k: tuple(getattr(v, 'shape', ())) for k, v in outputs.items()} }: "
                         f"{type(exc).__name__}: {exc}") from None
+    if check.compare in RAW_DECODED:
+        return list(dets)
     try:
         return [d if isinstance(d, Detections) else Detections(d["boxes"], d["scores"], d["labels"]) for d in dets]
     except (KeyError, TypeError, ValueError) as exc:

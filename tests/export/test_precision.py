@@ -317,3 +317,49 @@ def test_bundled_spec_int8_holds_on_this_cpu(pytester, tmp_path):
     assert body["precision_int8"]["reduce_range"] is True and body["precision_int8"]["weight_bits"] == 7
     assert report["machine"]["cpu"]["int8_kernel"] == body["precision_int8"]["cpu"]["int8_kernel"]
     assert "- int8: activation_type=int8" in (work / "deploy_report.md").read_text()
+
+
+# -- fp32 islands: precision.fp16.node_block_list / precision.int8.nodes_to_exclude (issue 13 §3) ---------------
+def test_fp16_node_block_list_keeps_the_named_nodes_in_fp32_and_is_in_the_key(spec, tmp_path):
+    from pytest_autoware_deploy.export.precision import with_fp32_nodes
+
+    base = _export(Sensitive(), tmp_path / "m.onnx")
+    pure = derive(spec, base, "fp16", _samples())
+    conv = next(n.name for n in onnx.load(str(base)).graph.node if n.op_type == "Conv")
+    mixed = derive(with_fp32_nodes(spec, "fp16", [conv]), base, "fp16", _samples())
+    assert mixed.built and mixed.key != pure.key and mixed.info["fp32_nodes_from_spec"] == [conv]
+
+    def conv_weight_type(path):
+        model = onnx.load(str(path))
+        node = next(n for n in model.graph.node if n.name == conv)
+        producers = {o: n for n in model.graph.node for o in n.output}
+        inits = {i.name: i.data_type for i in model.graph.initializer}
+        w = node.input[1]
+        return inits.get(w) or inits.get(producers[w].input[0])  # an fp16 weight reaches it through a Cast
+    assert conv_weight_type(pure.path) == onnx.TensorProto.FLOAT16
+    assert conv_weight_type(mixed.path) == onnx.TensorProto.FLOAT
+    assert spec.cfg["precision"]["fp16"]["node_block_list"] == []  # the copy, not the spec, changed
+
+
+def test_int8_nodes_to_exclude_leaves_the_named_node_unquantized(spec, tmp_path):
+    from pytest_autoware_deploy.export.precision import with_fp32_nodes
+
+    base = _export(Sensitive(), tmp_path / "m.onnx")
+    conv = next(n.name for n in onnx.load(str(base)).graph.node if n.op_type == "Conv")
+
+    def reads_dequantized(path):
+        model = onnx.load(str(path))
+        dq = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+        return bool(dq.intersection(next(n for n in model.graph.node if n.name == conv).input))
+    assert reads_dequantized(derive(spec, base, "int8", _samples(4)).path)
+    art = derive(with_fp32_nodes(spec, "int8", [conv]), base, "int8", _samples(4))
+    assert not reads_dequantized(art.path) and art.info["nodes_excluded"] == [conv]
+
+
+@pytest.mark.parametrize("policy,key", [("fp16", "node_block_list"), ("int8", "nodes_to_exclude")])
+def test_unknown_island_node_is_one_error_naming_the_key(tmp_path, policy, key):
+    spec = load_spec(write_tiny_spec(tmp_path / "p"), cfg_options={f"precision.{policy}.{key}": ["/conv/Cnv"]})
+    base = _export(Sensitive(), tmp_path / "m.onnx")
+    with pytest.raises(SpecError, match=rf"precision\.{policy}\.{key}: '/conv/Cnv' is not a node of the exported "
+                                        r"graph .*did you mean '/conv/Conv'"):
+        derive(spec, base, policy, _samples())

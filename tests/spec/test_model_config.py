@@ -91,10 +91,10 @@ def test_yolox_opt_model_config_builds_yolox_s(awml):
                                                                "pedestrian_traffic_light"]
 
 
-def test_yolox_elan_backbone_is_refused_by_name():
-    cfg = dict(type="YOLOX", backbone=dict(type="ELANDarknet"), neck=dict(type="YOLOXPAFPN", in_channels=[1],
+def test_unimplemented_yolox_backbone_is_refused_by_name():
+    cfg = dict(type="YOLOX", backbone=dict(type="CSPNeXt"), neck=dict(type="YOLOXPAFPN", in_channels=[1],
                out_channels=1), bbox_head=dict(type="YOLOXHead", num_classes=1, in_channels=1))
-    with pytest.raises(MMConfigError, match="model.backbone.type: 'ELANDarknet' is not a type"):
+    with pytest.raises(MMConfigError, match="model.backbone.type: 'CSPNeXt' is not a type"):
         check(cfg)
 
 

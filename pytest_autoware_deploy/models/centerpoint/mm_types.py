@@ -25,6 +25,8 @@ MM_TYPES = {
     "PillarFeatureNet": MMType(f"{_ME}:pillar_feature_net"),
     "PointPillarsScatter": MMType(f"{_ME}:point_pillars_scatter"),
     "SECOND": MMType(f"{_ME}:second"),
+    # CenterPoint-ConvNeXtPC (AWML projects/ConvNeXt_PC): the same detector with this backbone
+    "ConvNeXt_PC": MMType(f"{_ME}:convnext_pc", ignored=frozenset({"drop_path_rate", "stem_patch_size"})),
     "SECONDFPN": MMType(f"{_ME}:second_fpn"),
     "CenterHead": MMType(f"{_ME}:center_head", ignored=_TRAINING),
 }
@@ -59,6 +61,38 @@ def second(in_channels=128, out_channels=(128, 128, 256), layer_nums=(3, 5, 5), 
         raise ValueError(f"pts_backbone.conv_cfg {conv_cfg!r}: only Conv2d without bias is implemented")
     return dict(_backbone_in=in_channels, backbone_channels=list(out_channels), layer_nums=list(layer_nums),
                 layer_strides=list(layer_strides))
+
+
+def convnext_pc(out_channels, depths, in_channels=3, stem_patch_size=4, norm_cfg=None, act_cfg=None,
+                linear_pw_conv=True, drop_path_rate=0.0, layer_scale_init_value=1e-6, out_indices=-1,
+                gap_before_final_norm=True, first_downsample=1, large_arch=None):
+    """AWML's ``ConvNeXt_PC`` (``models/centerpoint/convnext_pc.py``). ``drop_path_rate`` is identity at
+    inference and ``stem_patch_size`` is unused by AWML's code (no stem), so both are accepted and ignored."""
+    del stem_patch_size, drop_path_rate
+    norm = dict(norm_cfg or {"type": "LN2d", "eps": 1e-6})
+    if norm.get("type") != "LN2d":
+        raise ValueError(f"pts_backbone.norm_cfg {norm_cfg!r}: only LN2d (AWML's) is implemented")
+    if (act_cfg or {"type": "GELU"}).get("type") != "GELU":
+        raise ValueError(f"pts_backbone.act_cfg {act_cfg!r}: only GELU is implemented")
+    if not linear_pw_conv:
+        raise ValueError("pts_backbone.linear_pw_conv=False is not implemented (AWML uses Linear point-wise layers)")
+    if gap_before_final_norm:
+        raise ValueError("pts_backbone.gap_before_final_norm=True pools each output to a vector (classification); "
+                         "a detector's backbone needs False, as AWML's CenterPoint-ConvNeXtPC configs set")
+    if first_downsample != 1:
+        raise ValueError(f"pts_backbone.first_downsample={first_downsample}: only 1 (no stem, AWML's configs) is "
+                         "implemented")
+    if len(out_channels) != len(depths):
+        raise ValueError(f"pts_backbone.out_channels ({len(out_channels)}) and depths ({len(depths)}) differ in length")
+    indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
+    indices = [i + 4 if i < 0 else i for i in indices]  # AWML's rule (4 + index), whatever the number of stages
+    channels = [in_channels, *list(out_channels)[1:]]
+    if any(not 0 <= i < len(depths) for i in indices):
+        raise ValueError(f"pts_backbone.out_indices {out_indices}: stages are 0..{len(depths) - 1}")
+    convnext = dict(out_channels=channels, depths=list(depths), out_indices=indices,
+                    layer_scale_init_value=layer_scale_init_value, eps=norm.get("eps", 1e-6),
+                    large_arch=dict(large_arch) if large_arch else None, first_downsample=first_downsample)
+    return dict(_backbone_in=in_channels, backbone_channels=[channels[i] for i in indices], convnext=convnext)
 
 
 def second_fpn(in_channels=(128, 128, 256), out_channels=(256, 256, 256), upsample_strides=(1, 2, 4), norm_cfg=None,

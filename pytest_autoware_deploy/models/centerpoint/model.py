@@ -1,6 +1,7 @@
 """CenterPoint (pillars) in plain PyTorch with mmdet3d's parameter names (AWML checkpoints load strictly).
 
-``CenterPoint`` holds ``pts_voxel_encoder`` (PillarFeatureNet), ``pts_backbone`` (SECOND), ``pts_neck``
+``CenterPoint`` holds ``pts_voxel_encoder`` (PillarFeatureNet), ``pts_backbone`` (SECOND, or AWML's
+ConvNeXt_PC when ``convnext=`` gives its keyword arguments: CenterPoint-ConvNeXtPC), ``pts_neck``
 (SECONDFPN) and ``pts_bbox_head`` (CenterHead, one task), as mmdet3d's detector does.
 ``pts_backbone_neck_head`` is AWML's ``CenterPointHeadONNX``: backbone + neck + head as one module
 whose outputs are the six raw head maps in Autoware's order. It is a property, so the state dict keeps
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from ..lidar_common.layers import SECOND, SECONDFPN, ConvModule, PillarFeatureNet, SeparateHead
+from .convnext_pc import ConvNeXtPC
 
 OUTPUT_NAMES = ("heatmap", "reg", "height", "dim", "rot", "vel")
 
@@ -48,10 +50,14 @@ class CenterPoint(nn.Module):
     def __init__(self, num_classes=5, in_channels=4, pfn_channels=(32, 32), voxel_size=(0.24, 0.24, 8.0),
                  point_cloud_range=(-122.4, -122.4, -3.0, 122.4, 122.4, 5.0), backbone_channels=(64, 128, 256),
                  layer_nums=(3, 5, 5), layer_strides=(1, 2, 2), neck_channels=(128, 128, 128),
-                 upsample_strides=(0.5, 1, 2), share_conv_channel=64, init_bias=-4.595):
+                 upsample_strides=(0.5, 1, 2), share_conv_channel=64, init_bias=-4.595, convnext=None):
         super().__init__()
         self.pts_voxel_encoder = PillarFeatureNet(in_channels, pfn_channels, voxel_size, point_cloud_range)
-        self.pts_backbone = SECOND(pfn_channels[-1], backbone_channels, layer_nums, layer_strides)
+        if convnext is None:
+            self.pts_backbone = SECOND(pfn_channels[-1], backbone_channels, layer_nums, layer_strides)
+        else:  # CenterPoint-ConvNeXtPC: AWML's ConvNeXt_PC backbone (convnext = its keyword arguments)
+            self.pts_backbone = ConvNeXtPC(pfn_channels[-1], **convnext)
+            backbone_channels = self.pts_backbone.out_channels
         self.pts_neck = SECONDFPN(backbone_channels, neck_channels, upsample_strides)
         self.pts_bbox_head = CenterHead(sum(neck_channels), num_classes, share_conv_channel, share_conv_channel,
                                         init_bias)

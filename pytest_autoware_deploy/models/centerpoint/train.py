@@ -51,15 +51,17 @@ def losses(outs, heat_t, inds, regs, batch_of):
     return l_heat, l_box
 
 
-def train(data, out, epochs=24, batch=4, lr=2e-3, threads=1, seed=0):
+def train(data, out, epochs=24, batch=4, lr=2e-3, threads=1, seed=0, model_kwargs=None, host_kwargs=None):
+    """``model_kwargs`` / ``host_kwargs`` default to the demo's (train_convnextpc.py passes its own)."""
     import torch
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     frames = training_frames(data, CLASSES)
-    host = CenterPointPipeline(**DEMO_HOST)
-    osf = DEMO_HOST["out_size_factor"]
-    model = build_model(**DEMO_MODEL)
+    host_kwargs = host_kwargs or DEMO_HOST
+    host = CenterPointPipeline(**host_kwargs)
+    osf = host_kwargs["out_size_factor"]
+    model = build_model(**(model_kwargs or DEMO_MODEL))
     enc, head = model.pts_voxel_encoder, model.pts_backbone_neck_head
     opt, sched = optimizer(model, lr, epochs * (len(frames) // batch))
     rng = np.random.default_rng(seed)

@@ -4,11 +4,16 @@ AWML's YOLOX_opt (``projects/YOLOX_opt/configs/t4dataset/YOLOX_opt-S-TrafficLigh
 (``projects/YOLOX/configs/yolox_*.py``): ``YOLOX(backbone=CSPDarknet, neck=YOLOXPAFPN, bbox_head=YOLOXHead)``,
 deployed as the ``yolox`` family (the decoded ``(B, N, 5 + C)`` tensor Autoware's tensorrt_yolox reads). The
 parts' builders check that the config is the layout the bundled model builds (deepen/widen factors, the neck
-and head widths, 3x3 convs, Swish, strides 8/16/32); YOLOX_opt-ELAN's ``ELANDarknet`` is not implemented,
-so such a config is refused naming that type.
+and head widths, 3x3 convs, Swish, strides 8/16/32). AWML's YOLOX_opt-ELAN
+(``projects/YOLOX_opt_elan/configs/*/YOLOX_opt-S-DynamicRecognition/*.py``) builds
+``YOLOX(backbone=ELANDarknet, neck=YOLOXPAFPN_ELAN, bbox_head=YOLOXHead)`` from ``elan.py`` (arch P5 / P5_ASPP,
+the config's ``act_cfg`` such as ReLU6 in every part, the head included); mixing a CSP part with an ELAN part is
+refused.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 from ..mm_registry import MMType, build
 
@@ -21,6 +26,8 @@ MM_TYPES = {
     "CSPDarknet": MMType(f"{_ME}:csp_darknet"),
     "YOLOXPAFPN": MMType(f"{_ME}:yolox_pafpn"),
     "YOLOXHead": MMType(f"{_ME}:yolox_head", ignored=_TRAINING),
+    "ELANDarknet": MMType(f"{_ME}:elan_darknet"),
+    "YOLOXPAFPN_ELAN": MMType(f"{_ME}:yolox_pafpn_elan"),
 }
 
 
@@ -51,10 +58,62 @@ def yolox_pafpn(in_channels, out_channels, num_csp_blocks=3, use_depthwise=False
 
 def yolox_head(num_classes, in_channels, feat_channels=256, stacked_convs=2, strides=(8, 16, 32), use_depthwise=False,
                dcn_on_last_conv=False, conv_bias="auto", conv_cfg=None, norm_cfg=None, act_cfg=None):
-    _plain(use_depthwise, act_cfg, norm_cfg, "bbox_head")
+    from .elan import make_act
+
+    _plain(use_depthwise, None, norm_cfg, "bbox_head")
     if stacked_convs != 2 or tuple(strides) != (8, 16, 32) or dcn_on_last_conv:
         raise ValueError("only stacked_convs=2, strides=(8, 16, 32) without DCN are implemented")
-    return dict(num_classes=num_classes, _head_in=in_channels, _feat=feat_channels)
+    head_act = True  # mmdet's default Swish
+    if act_cfg and act_cfg.get("type") not in ("Swish", "SiLU"):
+        try:
+            make_act(act_cfg)
+        except ValueError as exc:
+            raise ValueError(f"bbox_head.{exc}") from None
+        head_act = partial(make_act, dict(act_cfg))
+    return dict(num_classes=num_classes, _head_in=in_channels, _feat=feat_channels, head_act=head_act)
+
+
+def _elan_common(use_depthwise, conv_cfg, norm_cfg, act_cfg, where):
+    from .elan import make_act, norm_args
+
+    if use_depthwise:
+        raise ValueError(f"{where}.use_depthwise=True is not implemented (AWML's YOLOX_opt-ELAN uses False)")
+    if conv_cfg is not None:
+        raise ValueError(f"{where}.conv_cfg {conv_cfg!r}: only the plain Conv2d (None) is implemented")
+    try:
+        make_act(act_cfg)
+        return norm_args(norm_cfg)
+    except ValueError as exc:
+        raise ValueError(f"{where}.{exc}") from None
+
+
+def elan_darknet(arch="P5", deepen_factor=2.0, widen_factor=1.0, out_indices=(2, 3, 4), use_depthwise=False,
+                 aspp_dilations=(1, 6, 12, 18), arch_overwrite=None, conv_cfg=None,
+                 norm_cfg=dict(type="BN", momentum=0.03, eps=0.001), act_cfg=dict(type="ReLU")):
+    """AWML's ELANDarknet with its defaults (deepen 2.0, ReLU, BN eps 1e-3)."""
+    from .elan import ELANDarknet
+
+    norm = _elan_common(use_depthwise, conv_cfg, norm_cfg, act_cfg, "backbone")
+    if not arch_overwrite and arch not in ELANDarknet.ARCH:
+        raise ValueError(f"backbone.arch {arch!r}: AWML's ELANDarknet has {', '.join(ELANDarknet.ARCH)}")
+    rows = arch_overwrite or ELANDarknet.ARCH[arch]
+    if not set(out_indices) <= set(range(len(rows) + 1)):
+        raise ValueError(f"backbone.out_indices {tuple(out_indices)}: stages are 0..{len(rows)}")
+    return dict(_backbone=ELANDarknet(arch, deepen_factor, widen_factor, out_indices, tuple(aspp_dilations),
+                                      arch_overwrite, norm, act_cfg))
+
+
+def yolox_pafpn_elan(in_channels, out_channels, num_elan_blocks=2, use_depthwise=False,
+                     upsample_cfg=dict(scale_factor=2, mode="nearest"), conv_cfg=None,
+                     norm_cfg=dict(type="BN", momentum=0.03, eps=0.001), act_cfg=dict(type="Swish")):
+    """AWML's YOLOXPAFPN_ELAN with its defaults (Swish unless the config says otherwise)."""
+    from .elan import YOLOXPAFPN_ELAN
+
+    norm = _elan_common(use_depthwise, conv_cfg, norm_cfg, act_cfg, "neck")
+    up = dict(upsample_cfg or {})
+    if up.get("scale_factor", 2) != 2 or up.get("mode", "nearest") != "nearest" or set(up) - {"scale_factor", "mode"}:
+        raise ValueError(f"neck.upsample_cfg {upsample_cfg!r}: only scale_factor=2, mode='nearest' is implemented")
+    return dict(_neck=YOLOXPAFPN_ELAN(list(in_channels), out_channels, num_elan_blocks, "nearest", norm, act_cfg))
 
 
 def build_yolox(backbone, neck, bbox_head, data_preprocessor=None, _key="model"):
@@ -62,9 +121,12 @@ def build_yolox(backbone, neck, bbox_head, data_preprocessor=None, _key="model")
 
     from .model import YOLOX
 
+    torch.manual_seed(0)
     parts = {}
     for name, cfg in (("backbone", backbone), ("neck", neck), ("bbox_head", bbox_head)):
         parts.update(build(cfg, f"{_key}.{name}"))
+    if "_backbone" in parts or "_neck" in parts:
+        return _elan_yolox(parts)
     chans = [int(c * parts["widen_factor"]) for c in (256, 512, 1024)]
     if parts.pop("_neck_in") != chans:
         raise ValueError(f"neck.in_channels differ from the backbone's {chans}")
@@ -74,8 +136,22 @@ def build_yolox(backbone, neck, bbox_head, data_preprocessor=None, _key="model")
     head_in, feat = parts.pop("_head_in"), parts.pop("_feat")
     if head_in != parts["neck_channels"] or feat != parts["neck_channels"]:
         raise ValueError("bbox_head.in_channels and feat_channels must equal neck.out_channels here")
-    torch.manual_seed(0)
     return YOLOX(**parts)
+
+
+def _elan_yolox(parts):
+    """YOLOX_opt-ELAN: the built ELAN backbone and neck, the reused YOLOX head and decoding."""
+    from .model import YOLOX
+
+    if "_backbone" not in parts or "_neck" not in parts:
+        raise ValueError("backbone ELANDarknet and neck YOLOXPAFPN_ELAN go together (AWML's YOLOX_opt-ELAN); "
+                         "CSPDarknet/YOLOXPAFPN cannot be mixed with them")
+    backbone, neck = parts["_backbone"], parts["_neck"]
+    if neck.in_channels != backbone.out_channels:
+        raise ValueError(f"neck.in_channels {neck.in_channels} differ from the backbone's {backbone.out_channels}")
+    if parts["_head_in"] != neck.out_channels or parts["_feat"] != neck.out_channels:
+        raise ValueError("bbox_head.in_channels and feat_channels must equal neck.out_channels here")
+    return YOLOX(parts["num_classes"], backbone=backbone, neck=neck, head_act=parts["head_act"])
 
 
 def _scale(cfg):

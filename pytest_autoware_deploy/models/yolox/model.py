@@ -24,13 +24,14 @@ class Swish(nn.Module):
 
 
 class ConvModule(nn.Module):
-    """mmcv ConvModule: conv (no bias) + BN(momentum=0.03, eps=1e-3) + Swish, names ``conv``/``bn``."""
+    """mmcv ConvModule: conv (no bias) + BN(momentum=0.03, eps=1e-3) + Swish, names ``conv``/``bn``.
+    ``act`` may instead be a zero-argument callable making the activation (YOLOX_opt-ELAN's ReLU6 head)."""
 
     def __init__(self, cin, cout, k, stride=1, groups=1, act=True):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(cout, eps=1e-3, momentum=0.03)
-        self.activate = Swish() if act else nn.Identity()
+        self.activate = act() if callable(act) else Swish() if act else nn.Identity()
 
     def forward(self, x):
         return self.activate(self.bn(self.conv(x)))
@@ -144,13 +145,13 @@ class YOLOXPAFPN(nn.Module):
 
 
 class YOLOXHead(nn.Module):
-    def __init__(self, num_classes, in_channels, feat_channels, stacked_convs=2, strides=(8, 16, 32)):
+    def __init__(self, num_classes, in_channels, feat_channels, stacked_convs=2, strides=(8, 16, 32), act=True):
         super().__init__()
         self.num_classes = num_classes
         self.strides = strides
 
         def convs():
-            return nn.Sequential(*[ConvModule(in_channels if i == 0 else feat_channels, feat_channels, 3)
+            return nn.Sequential(*[ConvModule(in_channels if i == 0 else feat_channels, feat_channels, 3, act=act)
                                    for i in range(stacked_convs)])
 
         self.multi_level_cls_convs = nn.ModuleList([convs() for _ in strides])
@@ -174,15 +175,22 @@ class YOLOXHead(nn.Module):
 
 class YOLOX(nn.Module):
     """Input ``(B, 3, H, W)`` float32, 0-255 BGR as mmdet's YOLOX data preprocessor leaves it (no
-    mean/std), H and W multiples of 32; output ``(B, N, 5 + num_classes)`` decoded (see module doc)."""
+    mean/std), H and W multiples of 32; output ``(B, N, 5 + num_classes)`` decoded (see module doc).
+    ``backbone``/``neck`` (built modules, the neck with ``out_channels``) replace CSPDarknet/YOLOXPAFPN, e.g.
+    YOLOX_opt-ELAN's (``elan.py``); ``head_act`` is the head's activation factory (default Swish)."""
 
-    def __init__(self, num_classes=80, deepen_factor=0.33, widen_factor=0.5, neck_channels=None):
+    def __init__(self, num_classes=80, deepen_factor=0.33, widen_factor=0.5, neck_channels=None, backbone=None,
+                 neck=None, head_act=True):
         super().__init__()
-        self.backbone = CSPDarknet(deepen_factor, widen_factor)
-        chans = self.backbone.out_channels
-        neck = neck_channels or chans[0]
-        self.neck = YOLOXPAFPN(chans, neck, max(round(3 * deepen_factor), 1))
-        self.bbox_head = YOLOXHead(num_classes, neck, neck)
+        if backbone is not None:
+            self.backbone, self.neck = backbone, neck
+            width = neck.out_channels
+        else:
+            self.backbone = CSPDarknet(deepen_factor, widen_factor)
+            chans = self.backbone.out_channels
+            width = neck_channels or chans[0]
+            self.neck = YOLOXPAFPN(chans, width, max(round(3 * deepen_factor), 1))
+        self.bbox_head = YOLOXHead(num_classes, width, width, act=head_act)
 
     def forward_raw(self, x):
         return self.bbox_head(self.neck(self.backbone(x)))

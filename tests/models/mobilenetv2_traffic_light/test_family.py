@@ -55,7 +55,7 @@ def test_bundled_spec_passes_with_shipped_checkpoint(pytester, tmp_path):
         "precision.policies=['fp16','int8']", "precision.int8.calibration_samples=8", "benchmark.rounds=3",
         "benchmark.warmup=1", "benchmark.batch_sizes=[1]", "verification.num_samples=1",
         f"--deploy-work-dir={work}", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=18)  # export; 2 x 2 verification; 3 x (accuracy, latency, throughput); 2 x (agreement, batch invariance)
+    result.assert_outcomes(passed=20)  # export; 2 x 3 verification (min=opt, max, opt+1); 3 x (accuracy, latency, throughput); 2 x (agreement, batch invariance)
     backends = json.loads((work / "deploy_report.json").read_text())["specs"]["mobilenetv2_traffic_light"]["backends"]
     for name in ("pytorch", "onnx:fp16", "onnx:int8"):
         assert backends[name]["evaluation"]["accuracy"] >= 0.9

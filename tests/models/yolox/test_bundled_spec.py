@@ -27,8 +27,8 @@ def test_bundled_spec_passes_with_shipped_checkpoint(pytester, val_split, tmp_pa
         "precision.policies=['auto','int8']", "precision.int8.calibration_samples=8", "benchmark.rounds=3",
         "benchmark.warmup=1", "benchmark.batch_sizes=[1]", "verification.num_samples=1",
         f"--deploy-work-dir={work}", "-p", "no:cacheprovider")
-    # export; verification 2 backends x 2 outputs x 2 shapes; accuracy, latency, throughput x 3 backends
-    result.assert_outcomes(passed=22)
+    # export; verification 2 backends x 2 outputs x 3 shapes (min=opt, max, opt+1); accuracy, latency, throughput x 3
+    result.assert_outcomes(passed=26)
     spec = json.loads((work / "deploy_report.json").read_text())["specs"]["yolox_opt_traffic_light"]
     backends = spec["backends"]
     for name in ("pytorch", "onnx", "onnx:int8"):

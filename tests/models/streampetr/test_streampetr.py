@@ -1,0 +1,224 @@
+"""StreamPETR family: synthetic camera geometry, the memory's ego-motion maths, the host's memory carry / reset /
+replay, and the sequence verification's drift detection on a real (small, random-weight) model."""
+
+from __future__ import annotations
+
+import pickle
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from pytest_autoware_deploy.models.streampetr import FAMILY
+from pytest_autoware_deploy.models.streampetr.dataset import StreamPETRSamples
+from pytest_autoware_deploy.models.streampetr.model import build_model, memory_to_ego, transform_reference_points
+from pytest_autoware_deploy.models.streampetr.pipeline import StreamPETRPipeline
+from pytest_autoware_deploy.models.streampetr.synthetic import OBJECTS, small_split
+from pytest_autoware_deploy.verify.compare import Tolerance
+from pytest_autoware_deploy.verify.sequence import sequence_failure
+
+TINY = dict(num_classes=3, num_cameras=5, img_size=[64, 112], backbone_channels=[8, 8, 16], stem=8, embed_dims=32,
+            num_query=16, memory_len=24, topk_proposals=8, num_propagated=8, num_layers=1, num_heads=2, ffn_dims=32,
+            depth_num=4, pc_range=[-20.0, -20.0, -2.0, 20.0, 20.0, 4.0])
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    key, path = small_split(tmp_path_factory.mktemp("streampetr"), 8)  # two scenes of four frames
+    assert key == "runtime_io.info_pkl"
+    return path
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(**TINY)
+
+
+def torch_caller(model, log=None):
+    """A call_stage running the model's three graph modules in PyTorch (what the pytorch backend runs)."""
+    def call_stage(name, feed):
+        module = getattr(model, name)
+        with torch.no_grad():
+            outs = module(*[torch.from_numpy(np.asarray(feed[k])) for k in STAGE_INPUTS[name]])
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        result = {n: o.numpy() for n, o in zip(STAGE_OUTPUTS[name], outs)}
+        if log is not None:
+            log.append(name)
+        return result
+    return call_stage
+
+
+STAGE_INPUTS = {"extract_img_feat": ["img"], "position_embedding": ["img_metas_pad", "intrinsics", "img2lidar"],
+                "pts_head_memory": ["x", "pos_embed", "cone", "data_ego_pose", "data_ego_pose_inv",
+                                    "pre_memory_embedding", "pre_memory_reference_point", "pre_memory_timestamp",
+                                    "pre_memory_egopose", "pre_memory_velo"]}
+STAGE_OUTPUTS = {"extract_img_feat": ["img_feats"], "position_embedding": ["pos_embed", "cone"],
+                 "pts_head_memory": ["all_cls_scores", "all_bbox_preds", "post_memory_embedding",
+                                     "post_memory_reference_point", "post_memory_timestamp", "post_memory_egopose",
+                                     "post_memory_velo"]}
+
+
+def test_family_entry_point_registered():
+    from pytest_autoware_deploy.registry import families
+
+    assert families()["streampetr"] is FAMILY
+
+
+def test_synthetic_split_is_deterministic_and_objects_project_onto_their_pixels(split, tmp_path):
+    _, again = small_split(tmp_path, 8)
+    assert again.read_bytes() == split.read_bytes()
+    info = pickle.loads(split.read_bytes())
+    assert (split.parent / info["data_list"][5]["images"]["CAM_BACK_LEFT"]["img_path"]).read_bytes() == \
+        (again.parent / info["data_list"][5]["images"]["CAM_BACK_LEFT"]["img_path"]).read_bytes()
+    samples = StreamPETRSamples(split)
+    assert samples.sequences() == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    colours = np.array([o[5] for o in OBJECTS.values()], np.float64)
+    hits = checked = 0
+    for i in range(len(samples)):
+        s = samples[i]
+        img = s["inputs"]["img"][0].transpose(0, 2, 3, 1) * [57.375, 57.120, 58.395] + [103.530, 116.280, 123.675]
+        for box, label in zip(s["target"]["boxes_3d"], s["target"]["labels"]):
+            centre = np.array([box[0], box[1], box[2] + box[5] / 2, 1.0])
+            for cam in range(5):
+                p = s["inputs"]["lidar2img"][0, cam].astype(np.float64) @ centre
+                if p[2] < 2.0:
+                    continue
+                u, v = int(p[0] / p[2]), int(p[1] / p[2])
+                if 0 <= u < 112 and 0 <= v < 64:
+                    checked += 1
+                    bgr = img[cam, v, u]
+                    nearest = np.argmin(np.abs(colours / colours.max(1, keepdims=True)
+                                               - (bgr[::-1] / max(bgr.max(), 1))[None]).sum(1))
+                    hits += int(nearest == label)
+    assert checked > 30
+    assert hits / checked > 0.7  # occlusion by nearer objects accounts for the rest
+
+
+@settings(max_examples=50, deadline=None)
+@given(yaw=st.floats(-np.pi, np.pi), tx=st.floats(-80, 80), ty=st.floats(-80, 80),
+       pts=st.lists(st.tuples(*[st.floats(-50, 50)] * 3), min_size=1, max_size=6))
+def test_memory_ego_transform_round_trips(yaw, tx, ty, pts):
+    """Post-update moves the queue into the global frame with the pose, pre-update back with its inverse:
+    a point recorded in one frame comes back where it was, and its stored ego pose becomes the identity."""
+    pose = np.eye(4)
+    pose[:2, :2] = [[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]]
+    pose[:2, 3] = [tx, ty]
+    p = torch.tensor(pose[None], dtype=torch.float64)
+    points = torch.tensor([pts], dtype=torch.float64)
+    glob = transform_reference_points(points, p)
+    expect = (pose[:3, :3] @ np.asarray(pts).T).T + pose[:3, 3]
+    np.testing.assert_allclose(glob[0].numpy(), expect, atol=1e-9)
+    mem = {"embedding": torch.zeros(1, len(pts), 2, dtype=torch.float64), "reference_point": glob,
+           "timestamp": torch.zeros(1, len(pts), 1, dtype=torch.float64),
+           "egopose": p.unsqueeze(1).expand(1, len(pts), 4, 4), "velo": torch.zeros(1, len(pts), 2, dtype=torch.float64)}
+    back = memory_to_ego(mem, torch.linalg.inv(p), len(pts))
+    np.testing.assert_allclose(back["reference_point"][0].numpy(), np.asarray(pts, np.float64), atol=1e-9)
+    np.testing.assert_allclose(back["egopose"][0].numpy(), np.broadcast_to(np.eye(4), (len(pts), 4, 4)), atol=1e-9)
+
+
+def _host(**kw):
+    return StreamPETRPipeline(memory_len=TINY["memory_len"], embed_dims=TINY["embed_dims"], pc_range=TINY["pc_range"],
+                              score_threshold=0.0, **kw)
+
+
+def _head_outputs(host, samples, frames, caller):
+    outs = []
+
+    def rec(name, feed):
+        out = caller(name, feed)
+        if name == "pts_head_memory":
+            outs.append(out)
+        return out
+    for i in frames:
+        host.run(samples[i]["inputs"], rec)
+    return outs
+
+
+def test_memory_is_carried_reset_at_sequence_start_and_rebuilt_out_of_order(split, model):
+    samples = StreamPETRSamples(split)
+    host = _host()
+    caller = torch_caller(model)
+    in_order = _head_outputs(host, samples, [0, 1, 2, 3, 4], caller)
+    # the memory matters: frame 2 after frames 0-1 differs from frame 2 as if it started a sequence
+    alone = dict(samples[2]["inputs"], sequence_start=np.array([2], np.int64))
+    fresh = _head_outputs(host, [{"inputs": alone}], [0], torch_caller(model))[0]
+    assert np.abs(fresh["all_cls_scores"] - in_order[2]["all_cls_scores"]).max() > 1e-4
+    # frame 4 starts the second scene: reset, so it equals frame 4 run first
+    first = _head_outputs(host, samples, [4], torch_caller(model))[0]
+    np.testing.assert_array_equal(first["all_cls_scores"], in_order[4]["all_cls_scores"])
+    # frame 3 asked alone on a fresh backend: the host replays frames 0-2 and gets the in-order result
+    log = []
+    replay_host = _host()
+    out = _head_outputs(replay_host, samples, [3], torch_caller(model, log))[-1]
+    assert log.count("pts_head_memory") == 4
+    for name in ("all_cls_scores", "all_bbox_preds", "post_memory_embedding"):
+        np.testing.assert_allclose(out[name], in_order[3][name], atol=1e-5)
+    # the queue: this frame's top-k at the front, the previous queue behind it, memory_len kept
+    m, k = TINY["memory_len"], TINY["topk_proposals"]
+    assert in_order[1]["post_memory_embedding"].shape == (1, m + k, TINY["embed_dims"])
+    assert in_order[1]["post_memory_timestamp"][0, :k].max() == 0.0  # new entries: age 0
+
+
+class _State:
+    """The slice of the session state verify/sequence.py uses, over a real model and host."""
+
+    def __init__(self, host, samples, callers, policy="auto"):
+        self.host, self.samples, self.records = host, samples, []
+        self.spec = SimpleNamespace(name="tiny", cfg={"pipeline": {"host": "StreamPETRPipeline"}},
+                                    reference_for=lambda b: "pytorch")
+        self.callers = callers
+        self.store = SimpleNamespace(add_verification=lambda *a: self.records.append(a))
+
+    def runner(self, backend):
+        return SimpleNamespace(call_stage=self.callers[str(backend)])
+
+    def device_of(self, backend):
+        return "cpu"
+
+
+def _drifting(model, rate):
+    """A backend whose memory read is off by a factor (1 + rate): invisible at a reset (zeros), compounding after."""
+    base = torch_caller(model)
+
+    def call_stage(name, feed):
+        if name == "pts_head_memory":
+            feed = dict(feed, pre_memory_embedding=feed["pre_memory_embedding"] * np.float32(1 + rate))
+        return base(name, feed)
+    return call_stage
+
+
+@pytest.mark.parametrize("rate, fails", [(0.0, False), (0.05, True)])
+def test_sequence_verification_catches_drift_that_frame_zero_hides(split, model, monkeypatch, rate, fails):
+    from pytest_autoware_deploy.export import precision
+
+    monkeypatch.setattr(precision, "tolerance_for", lambda *a: dict(atol=1e-3, rtol=1e-3))
+    samples = StreamPETRSamples(split)
+    host = _host(sequence_check=dict(frames=4, sequences=2))
+    state = _State(host, samples, {"pytorch": torch_caller(model), "onnx": _drifting(model, rate)})
+    failure = sequence_failure(state, _Backend("onnx"))
+    if not fails:
+        assert failure is None
+        assert all(r[5] for r in state.records) and len(state.records) == 2 * 4 * 5
+        return
+    assert failure is not None
+    assert "frame 0 agrees, the error grows along the sequence" in failure
+    assert "output 'post_memory_embedding'" in failure
+    series = failure.split("error / tolerance per frame: [")[1].split("]")[0]
+    ratios = [float(x) for x in series.split(", ")]
+    assert ratios[0] == 0.0 and ratios[1] > 1 and ratios[-1] > ratios[1]  # grows along the sequence
+    frame0 = [r for r in state.records if r[3].endswith("-frame0")]
+    assert len(frame0) == 2 * 5 and all(r[5] for r in frame0)  # every frame 0 agrees: only the sequence shows it
+
+
+class _Backend:
+    def __init__(self, name):
+        self.name, self.policy_name = name, "auto"
+
+    def __str__(self):
+        return self.name
+
+
+def test_tolerance_is_the_allclose_rule():
+    assert str(Tolerance(1e-3, 1e-3)) == "atol=0.001, rtol=0.001"
