@@ -215,8 +215,11 @@ def _verify(state, backend, output, sample_idx, case):
     if not result.passed:
         from pytest_autoware_deploy.verify.agreement_state import verification_localization
 
+        from pytest_autoware_deploy.verify.islands_state import islands_message
+
         with user_errors():
             where_node = verification_localization(state, backend, sample_idx, case)  # issue 13
+            where_node += islands_message(state, backend, [sample_idx])  # fp16/int8: what to keep in fp32
         pytest.fail(result.message + where_node, pytrace=False)
 
 
@@ -556,11 +559,14 @@ def _parametrize_agreement(metafunc, spec, name):
 def test_agreement(deploy_spec, deploy_state, backend):
     """The backend agrees with its reference on every evaluated sample (the policy's limit on how many may
     disagree); a failure names the output, the worst samples and the first diverging ONNX node."""
-    from pytest_autoware_deploy.verify.agreement_state import agreement_failure
+    from pytest_autoware_deploy.verify.agreement_state import agreement_failure, worst_failing_samples
+    from pytest_autoware_deploy.verify.islands_state import islands_message
 
     with user_errors():
         deploy_state.evaluation(backend)  # its hook fed the agreement (reused when test_accuracy ran it)
         failure = agreement_failure(deploy_state, backend)
+        if failure:  # fp16/int8: what to keep in fp32
+            failure += islands_message(deploy_state, backend, worst_failing_samples(deploy_state, backend))
     if failure:
         pytest.fail(failure, pytrace=False)
 

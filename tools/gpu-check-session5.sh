@@ -11,7 +11,7 @@ OUT=${OUT:-gpu_results}
 PY=${PYTHON:-python3}
 WD=${WORK:-/tmp/gpu_work5}
 PARTS=${PARTS:-unit copies e2e families}
-FAMILIES=${FAMILIES:-swin bevfusion_lidar centerpoint_convnextpc frnet streampetr blip2 yolox_opt_elan}
+FAMILIES=${FAMILIES:-swin bevfusion_lidar centerpoint_convnextpc frnet streampetr blip2}
 mkdir -p "$OUT" "$WD/results"
 exec > >(tee "$OUT/log.txt") 2>&1
 export PYTHONUNBUFFERED=1
@@ -22,10 +22,10 @@ declare -A rc
 small_split() {  # spec -> "KEY=PATH" of its family's small split (FAMILY['synthetic']), FRAMES frames
   $PY - "$1" "$WD/data/$1" "${FRAMES:-8}" <<'PY'
 import importlib, sys
+from mmengine.config import Config
 from pytest_autoware_deploy.registry import small_split_ref
-from pytest_autoware_deploy.spec.load import load_spec
-spec = load_spec(f"deploy_specs/{sys.argv[1]}.py")
-module, _, func = small_split_ref(spec.cfg["family"]).partition(":")
+family = Config.fromfile(f"deploy_specs/{sys.argv[1]}.py").get("family")  # no validation: the data is not there yet
+module, _, func = small_split_ref(family).partition(":")
 key, path = getattr(importlib.import_module(module), func)(sys.argv[2], int(sys.argv[3]))
 print(f"{key}={path}")
 PY

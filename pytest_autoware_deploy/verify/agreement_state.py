@@ -259,14 +259,18 @@ def verification_localization(state, backend, sample_idx: int, case) -> str:
     """For a failed test_verification case: the localization of its inputs, as lines to append (and kept in
     the report's ``verification.localization`` of the backend, by case)."""
     feed = state.case_inputs(sample_idx, case)
-    from .islands_state import islands_message
-
     message, entry = _safe_localize(state, backend, sample_idx, feed)
     if entry:
         with state.store._lock:
             ver = state.store.backend(state.spec.name, str(backend)).setdefault("verification", {})
             ver.setdefault("localization", {})[f"sample{sample_idx}-{case.id}"] = entry
-    return ("\n" + message if message else "") + islands_message(state, backend, [sample_idx])
+    return "\n" + message if message else ""
+
+
+def worst_failing_samples(state, backend) -> list[int]:
+    """The worst failing sample of each output that disagrees: what the fp32-islands search runs on."""
+    worst = (_worst_failing(v.summary) for v in agreement_of(state).verdicts(backend).values() if not v.passed)
+    return list(dict.fromkeys(w for w in worst if w is not None))
 
 
 def agreement_failure(state, backend) -> str:
@@ -292,10 +296,6 @@ def agreement_failure(state, backend) -> str:
         failures.append(text)
     _store(state, backend, {"passed": not failures, "limit": str(agreement_of(state).settings.limit(
         backend.policy_name)), "outputs": report})
-    if failures:  # what to keep in fp32 (fp16/int8 backends only; verify/islands_state.py)
-        from .islands_state import islands_message
-
-        failures.append(islands_message(state, backend, list(localized)).lstrip("\n"))
     return "\n".join(f for f in failures if f)
 
 
