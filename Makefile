@@ -13,7 +13,7 @@ NODEPS  = requirements/reference-nodeps.txt
 LOCK_PY = $(shell sed -n 's/.*pip-compile with Python \([0-9.]*\).*/\1/p' $(LOCK))
 EXTRAS  = cpu,dev,rtx
 
-.PHONY: install lock canary demo data data-full data-lidar test bench clean
+.PHONY: install lock canary demo data data-full data-lidar data-blip2 data-families test bench clean
 
 # Rebuilt when pyproject.toml or a lock file changes: pip moves every package to its pin (removed ones stay; for an
 # exact copy, rm -rf .venv first).
@@ -48,8 +48,23 @@ $(SYN)/lidar/info_val.pkl: $(BIN)/.installed
 
 data-lidar: $(SYN)/lidar/info_val.pkl
 
+# The newer families' val splits (seconds each): FRNet's labelled sweeps, Swin's shapes, StreamPETR's camera
+# sequences, BLIP-2's captioned images. BEVFusion-L and CenterPoint-ConvNeXtPC read the lidar split above.
+$(SYN)/frnet/info_val.pkl: $(BIN)/.installed
+	$(BIN)/python -m pytest_autoware_deploy.models.frnet.synthetic --out $(SYN)/frnet --splits val
+$(SYN)/swin/annotations_val.json: $(BIN)/.installed
+	$(BIN)/python -m pytest_autoware_deploy.models.swin.synthetic --out $(SYN)/swin --splits val
+$(SYN)/streampetr/info_val.pkl: $(BIN)/.installed
+	$(BIN)/python -m pytest_autoware_deploy.models.streampetr.synthetic --out $(SYN)/streampetr --splits val
+$(SYN)/blip2/captions_val.npz: $(BIN)/.installed
+	$(BIN)/python -m pytest_autoware_deploy.models.blip2.synthetic --out $(SYN)/blip2
+
+data-blip2: $(SYN)/blip2/captions_val.npz
+data-families: $(SYN)/frnet/info_val.pkl $(SYN)/swin/annotations_val.json $(SYN)/streampetr/info_val.pkl \
+	$(SYN)/blip2/captions_val.npz
+
 data: $(DATA)/info_val.pkl $(SYN)/yolox_traffic_light/annotations_val.json $(SYN)/yolox_road/annotations_val.json \
-	$(SYN)/mobilenetv2_traffic_light/annotations_val.json $(SYN)/lidar/info_val.pkl
+	$(SYN)/mobilenetv2_traffic_light/annotations_val.json $(SYN)/lidar/info_val.pkl data-families
 
 data-full: $(BIN)/.installed
 	$(BIN)/python -m pytest_autoware_deploy.models.calibration_status_classification.synthetic \
