@@ -370,6 +370,7 @@ def test_stage_export_onnx(deploy_spec, deploy_state, stage):
     with user_errors():
         artifact = state.onnx
     _check_export(state, artifact)
+    _check_finished_graph(state, artifact)  # metadata Autoware reads, simplification: per stage file too
 
 
 def test_stage_verification(deploy_spec, deploy_state, stage_case):

@@ -54,6 +54,13 @@ def render_summary(doc: dict) -> str:
         if verified:
             lines += ["", "Verification:"]
             lines += [f"  {b}: {_verdict(v)}" for b, v in verified]
+        simplified = [(name, spec.get("onnx_simplify"))] + [(f"{name}/{stage}", sbody.get("onnx_simplify"))
+                                                            for stage, sbody in (spec.get("stages") or {}).items()]
+        simplified = [(n, s) for n, s in simplified if s]
+        if simplified:
+            lines += ["", "ONNX simplified (onnx_config.simplify):"]
+            lines += [f"  {n}: onnxslim {s.get('onnxslim')}, {s.get('nodes_before')} -> {s.get('nodes_after')} nodes"
+                      for n, s in simplified]
         source = spec.get("config_source")
         if source:
             lines += ["", f"Deploy config read as: {source.get('form')}"]
