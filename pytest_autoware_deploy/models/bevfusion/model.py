@@ -116,14 +116,8 @@ class BEVFusionHead(TransFusionHead):
         self.pooling_class_indices = idx
         self.exclude_class_indices = [i for i in range(num_classes) if i not in idx]
 
-    def forward_dict(self, feats):
-        x = feats[0]
-        b = x.shape[0]
-        feat = self.shared_conv(x)
-        flat = feat.view(b, feat.shape[1], -1)
-        bev_pos = self.bev_pos.repeat(b, 1, 1)
-        dense_heatmap = self.heatmap_head(feat)
-        heatmap = dense_heatmap.detach().sigmoid()
+    def local_max(self, heatmap):
+        """Local maxima for ``pooling_class_indices`` only; the other classes keep their whole heatmap."""
         pad = self.nms_kernel_size // 2
         local_max = torch.zeros_like(heatmap)
         if self.pooling_class_indices:
@@ -131,21 +125,11 @@ class BEVFusionHead(TransFusionHead):
             local_max[:, self.pooling_class_indices, pad:-pad, pad:-pad] = pooled
         if self.exclude_class_indices:
             local_max[:, self.exclude_class_indices] = heatmap[:, self.exclude_class_indices]
-        heatmap = (heatmap * (heatmap == local_max)).view(b, self.num_classes, -1)
-        top = heatmap.view(b, -1).topk(self.num_proposals, dim=-1)[1]  # the fixed-K TopK AWML's export fixes
-        top_class = torch.div(top, heatmap.shape[-1], rounding_mode="floor")
-        top_index = top % heatmap.shape[-1]
-        query_feat = flat.gather(-1, top_index[:, None, :].expand(-1, flat.shape[1], -1))
-        query_feat = query_feat + self.class_encoding(F.one_hot(top_class, self.num_classes).permute(0, 2, 1).float())
-        query_pos = bev_pos.gather(1, top_index[:, :, None].expand(-1, -1, bev_pos.shape[-1]))
-        res = {}
-        for decoder, pred_head in zip(self.decoder, self.prediction_heads):
-            query_feat = decoder(query_feat, flat, query_pos, bev_pos)
-            res = pred_head(query_feat)
-            res["center"] = res["center"] + query_pos.permute(0, 2, 1)
-            query_pos = res["center"].detach().permute(0, 2, 1)
-        res["query_heatmap_score"] = heatmap.gather(-1, top_index[:, None, :].expand(-1, self.num_classes, -1))
-        res.update(dense_heatmap=dense_heatmap, top_index=top_index, top_class=top_class, query_labels=top_class)
+        return local_max
+
+    def forward_dict(self, feats):
+        res = super().forward_dict(feats)  # its fixed-K TopK is the one AWML's export fixes
+        res["query_labels"] = res["top_class"]
         return res
 
     def forward(self, feats):

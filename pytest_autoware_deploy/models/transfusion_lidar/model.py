@@ -99,6 +99,11 @@ class TransFusionHead(nn.Module):
                                               for _ in range(num_decoder_layers))
         self.register_buffer("bev_pos", bev_grid(grid_size[0], grid_size[1]), persistent=False)
 
+    def local_max(self, heatmap):
+        """The heatmap's local maxima over ``nms_kernel_size`` windows (zero on the border): the query candidates."""
+        pad = self.nms_kernel_size // 2
+        return F.pad(F.max_pool2d(heatmap, self.nms_kernel_size, stride=1, padding=0), (pad, pad, pad, pad))
+
     def forward_dict(self, feats):
         """mmdet3d's ``forward_single`` (lidar only): the last decoder layer's predictions, plus
         ``query_heatmap_score``, ``dense_heatmap`` and the query indices/labels for training."""
@@ -109,9 +114,7 @@ class TransFusionHead(nn.Module):
         bev_pos = self.bev_pos.repeat(b, 1, 1)
         dense_heatmap = self.heatmap_head(lidar_feat)
         heatmap = dense_heatmap.detach().sigmoid()
-        pad = self.nms_kernel_size // 2
-        local_max = F.pad(F.max_pool2d(heatmap, self.nms_kernel_size, stride=1, padding=0), (pad, pad, pad, pad))
-        heatmap = (heatmap * (heatmap == local_max)).view(b, self.num_classes, -1)
+        heatmap = (heatmap * (heatmap == self.local_max(heatmap))).view(b, self.num_classes, -1)
         top = heatmap.view(b, -1).topk(self.num_proposals, dim=-1)[1]
         top_class = torch.div(top, heatmap.shape[-1], rounding_mode="floor")
         top_index = top % heatmap.shape[-1]
