@@ -92,8 +92,10 @@ class OnnxRuntimeRunner(Runner):
         own OrtValues copied from pageable numpy. ``self.host_memory`` says which ran (the report's phases)."""
         session = session or self.session
         idx = int(self.device.partition(":")[2] or 0)
-        first = {n: np.asarray(v) for n, v in zip(self.output_names,
-                                                   session.run(self.output_names, {n: feed[n] for n in self.inputs}))}
+        # output shapes from the plain session: a CUDA-graph session gets bound runs only (an unbound host run
+        # there counts towards ONNX Runtime's pre-capture runs with other buffers)
+        first = {n: np.asarray(v) for n, v in zip(
+            self.output_names, self.session.run(self.output_names, {n: feed[n] for n in self.inputs}))}
         binding = session.io_binding()
         torch = _torch_cuda()
         if torch is None:
@@ -203,9 +205,18 @@ class OnnxRuntimeRunner(Runner):
             session = ort.InferenceSession(session_source(self.path, opts), sess_options=opts, providers=providers)
             bound = self._bound(feed, session)
             bound["h2d"]()
-            bound["compute"]()  # capture
+            for _ in range(GRAPH_WARMUP_RUNS):  # ORT's regular runs before it captures, the capture, a replay
+                bound["compute"]()
+            replayed = bound["d2h"]()
         except Exception as exc:  # ORT refuses graphs with CPU-placed nodes or dynamic buffers
             return f"{self.name}: ONNX Runtime could not capture a CUDA graph: {str(exc).splitlines()[0]}"
+        plain = self._infer(feed)
+        for name, got in zip(self.output_names, replayed):
+            want = np.asarray(plain[name])
+            if got.shape != want.shape or not np.allclose(got, want, rtol=1e-3, atol=1e-5, equal_nan=True):
+                diff = np.abs(got.astype(np.float64) - want).max() if got.shape == want.shape else "shape"
+                return (f"{self.name}: ONNX Runtime's CUDA-graph replay computes something else than the plain run "
+                        f"(output {name!r}: max |diff| {diff}); not timed")
         compute = bound["compute"]
         compute.session = session  # kept alive with the callable
         compute.bound = bound
@@ -213,6 +224,9 @@ class OnnxRuntimeRunner(Runner):
 
     def _deactivate(self):
         self.session = None
+
+
+GRAPH_WARMUP_RUNS = 3  # ONNX Runtime captures after its first regular bound run(s)
 
 
 def _torch_cuda():

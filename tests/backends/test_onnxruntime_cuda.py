@@ -56,14 +56,33 @@ def test_phases_copy_from_pinned_host_memory(graph):
 
 def test_cuda_graph_replays_give_the_plain_result(graph):
     x = np.random.default_rng(2).standard_normal((1, 3, 8, 8)).astype(np.float32)
-    with OnnxRuntimeRunner(graph, "cuda:0") as runner:
+    with OnnxRuntimeRunner(graph, "cuda:0", tf32=False) as runner:
         replay = runner.graph_call({"x": x})
         assert callable(replay), replay
         replay()
         torch.cuda.synchronize()
+        np.testing.assert_allclose(replay.bound["d2h"]()[0], runner.infer({"x": x})["y"], rtol=1e-5, atol=1e-6)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU())
     with PyTorchRunner(model, ["x"], ["y"], device="cuda:0") as runner:
         replay = runner.graph_call({"x": x})
         assert callable(replay), replay
         replay()
         torch.cuda.synchronize()
+
+
+def test_cuda_graph_replays_read_new_inputs_written_into_the_bound_buffers(graph):
+    """A deployment writes each frame into the captured buffers and replays: the replay must compute on the new
+    data (a graph that captured the first input's copy, or stale buffers, would return the first result)."""
+    x1 = np.random.default_rng(3).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    x2 = np.random.default_rng(4).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    with OnnxRuntimeRunner(graph, "cuda:0", tf32=False) as runner:
+        replay = runner.graph_call({"x": x1})
+        assert callable(replay), replay
+        (ins, _outs), bound = replay.buffers, replay.bound
+        ins[0][1].copy_(torch.from_numpy(x2))  # the pinned host staging buffer of input x
+        bound["h2d"]()
+        replay()
+        torch.cuda.synchronize()
+        got = bound["d2h"]()[0]
+        np.testing.assert_allclose(got, runner.infer({"x": x2})["y"], rtol=1e-5, atol=1e-6)
+        assert not np.allclose(got, runner.infer({"x": x1})["y"])
