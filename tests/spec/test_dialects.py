@@ -237,3 +237,30 @@ def test_onnx_metadata_passes_through_every_generation(generation):
                                                          props=dict(class_names=["car"]))
     tr = translate(raw, DEPLOY[generation], device="cpu")
     assert tr.native["onnx_config"]["metadata"] == raw["onnx_config"]["metadata"]
+
+
+MMDEPLOY_BEVFUSION = DEPLOY["mmdeploy"].parent / "bevfusion_camera_point_bev_tensorrt_dynamic.py"
+V2_CENTERPOINT = DEPLOY["unified_v2"].parent / "centerpoint_deploy_config.py"
+
+
+def test_mmdeploy_helper_variables_are_accepted_and_listed():
+    """AWML's BEVFusion camera deploy configs define depth_bins/feature_dims to compute their shapes."""
+    raw = read_config(MMDEPLOY_BEVFUSION, "spec")
+    assert detect(raw).GENERATION == "mmdeploy"
+    tr = translate(raw, MMDEPLOY_BEVFUSION)
+    unused = {u.key: u.reason for u in tr.unused}
+    assert {"depth_bins", "feature_dims"} <= set(unused)
+    assert "helper variable" in unused["depth_bins"]
+    geom = next(i for i in tr.native["backend_config"]["model_inputs"] if i["name"] == "geom_feats")
+    assert geom["max_shape"] == [6 * 129 * 48 * 96, 4]  # the helper's value went into the shapes
+    raw["depth_binz"] = 129
+    with pytest.raises(SpecError, match="depth_binz: unknown key"):
+        translate(raw, MMDEPLOY_BEVFUSION)
+
+
+def test_unified_v2_multi_file_is_listed_as_unused():
+    raw = read_config(V2_CENTERPOINT, "spec")
+    assert detect(raw).GENERATION == "unified_v2"
+    tr = translate(raw, V2_CENTERPOINT)
+    assert "onnx_config.multi_file" in [u.key for u in tr.unused]
+    assert "multi_file" not in tr.native.get("onnx_config", {})

@@ -245,3 +245,14 @@ def test_wrong_transfusion_keys_name_the_dotted_key(edit, key, text):
     with pytest.raises(MMConfigError) as info:
         build(cfg)
     assert info.value.key == key and text in str(info.value), str(info.value)
+
+
+def test_partial_centerpoint_base_names_the_missing_voxel_setting():
+    """AWML's projects/CenterPoint/configs/default/second_secfpn_base.py is completed by the full configs."""
+    from pytest_autoware_deploy.errors import SpecError
+    from pytest_autoware_deploy.spec.model_config import model_sections
+
+    mc = load_model_config(HERE / "awml/projects/CenterPoint/configs/default/second_secfpn_base.py")
+    with pytest.raises(SpecError, match=r"voxel_layer\.point_cloud_range \(or model\.pts_voxel_encoder\."
+                                        r"point_cloud_range\) is not set: this is a partial config"):
+        model_sections(mc)

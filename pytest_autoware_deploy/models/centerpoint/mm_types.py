@@ -162,6 +162,15 @@ def _test_info(cfg):
     return dataset.get("data_root"), dataset.get("ann_file")
 
 
+def _voxel_setting(layer: dict, enc: dict, key: str) -> list:
+    value = layer.get(key) or enc.get(key)
+    if value is None:  # e.g. AWML's projects/CenterPoint/configs/default/second_secfpn_base.py
+        raise ValueError(f"model.data_preprocessor.voxel_layer.{key} (or model.pts_voxel_encoder.{key}) is not set: "
+                         f"this is a partial config that the full model configs complete through _base_; give one "
+                         f"of those")
+    return list(value)
+
+
 def spec_sections(mc) -> dict:
     cfg, model = mc.cfg, mc.model
     enc = model["pts_voxel_encoder"]
@@ -171,8 +180,7 @@ def spec_sections(mc) -> dict:
     test = ((model.get("test_cfg") or {}).get("pts")) or {}
     max_voxels = layer.get("max_voxels", 40000)
     max_voxels = max_voxels[1] if isinstance(max_voxels, (list, tuple)) else max_voxels
-    vs = list(layer.get("voxel_size") or enc.get("voxel_size"))
-    pcr = list(layer.get("point_cloud_range") or enc.get("point_cloud_range"))
+    vs, pcr = _voxel_setting(layer, enc, "voxel_size"), _voxel_setting(layer, enc, "point_cloud_range")
     classes = list(head["tasks"][0].get("class_names") or [])
     radius = test.get("min_radius", [1.0])
     kwargs = dict(voxel_size=vs, point_cloud_range=pcr, max_points=layer.get("max_num_points", 32),
