@@ -264,3 +264,52 @@ def test_unified_v2_multi_file_is_listed_as_unused():
     tr = translate(raw, V2_CENTERPOINT)
     assert "onnx_config.multi_file" in [u.key for u in tr.unused]
     assert "multi_file" not in tr.native.get("onnx_config", {})
+
+
+FRNET_FLAT = DEPLOY["seed"].parents[1] / "frnet_script" / "frnet_tensorrt_dynamic.py"
+FRNET_T4 = DEPLOY["seed"].parents[1] / "awml/projects/FRNet/configs/deploy/t4dataset/frnet_tensorrt_dynamic.py"
+
+
+def test_frnet_script_config_maps_profiles_and_lists_the_output_profile():
+    raw = read_config(FRNET_FLAT, "spec")
+    assert detect(raw).GENERATION == "frnet_script"
+    tr = translate(raw, FRNET_FLAT)
+    inputs = {i["name"]: i for i in tr.native["backend_config"]["model_inputs"]}
+    assert list(inputs) == ["points", "coors", "voxel_coors", "inverse_map"]
+    assert inputs["voxel_coors"]["max_shape"] == [60000, 3]
+    assert tr.native["export"]["mode"] == "both"
+    assert tr.native["onnx_config"]["output_names"] == ["seg_logit"]
+    unused = [u.key for u in tr.unused]
+    assert "tensorrt_config.seg_logit" in unused and "custom_imports" in unused
+
+
+def test_frnet_script_config_inheriting_the_model_config_lists_the_base_once():
+    raw = read_config(FRNET_T4, "spec")
+    assert "model" in raw  # the whole model config came through _base_
+    assert detect(raw).GENERATION == "frnet_script"
+    tr = translate(raw, FRNET_T4)
+    unused = {u.key: u.reason for u in tr.unused}
+    assert "model" not in tr.native  # the inherited type= model is not read from the deploy config
+    assert "the file inherits a model config" in unused["_base_"]
+    assert "num_classes" in unused
+    assert [i["name"] for i in tr.native["backend_config"]["model_inputs"]] == [
+        "points", "coors", "voxel_coors", "inverse_map"]
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda raw: raw["tensorrt_config"]["points"].update(max_shpe=[1, 4]), "tensorrt_config.points.max_shpe"),
+    (lambda raw: raw.update(onnx_confg={}), "onnx_confg"),
+])
+def test_frnet_script_wrong_key_is_one_error(edit, key):
+    raw = read_config(FRNET_FLAT, "spec")
+    edit(raw)
+    with pytest.raises(SpecError) as info:
+        translate(raw, FRNET_FLAT)
+    assert str(info.value).startswith(f"{FRNET_FLAT}: {key}: unknown key")
+
+
+def test_frnet_script_config_with_a_base_still_refuses_a_key_the_base_lacks():
+    raw = read_config(FRNET_T4, "spec")
+    raw["tensorrt_confg"] = {}
+    with pytest.raises(SpecError, match="tensorrt_confg: unknown key"):
+        translate(raw, FRNET_T4)
