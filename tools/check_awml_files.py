@@ -125,12 +125,15 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
-def table(rows) -> str:
+def table(rows, width=260) -> str:
     lines = ["| tree | file | kind | generation / model | result | accepted, not used here |",
              "|---|---|---|---|---|---|"]
     for r in rows:
+        result = r["result"].replace(f"{r['root']}/", "")  # paths in messages relative to the AWML root
+        if len(result) > width:
+            result = result[:width - 1] + "…"
         lines.append(f"| {r['root'].name} | `{r['file'].relative_to(r['root'])}` | {r['kind']} | {_cell(r['what'])} | "
-                     f"{_cell(r['result'])} | {_cell(', '.join(r['unused']))} |")
+                     f"{_cell(result)} | {_cell(', '.join(r['unused']))} |")
     return "\n".join(lines)
 
 
