@@ -144,7 +144,8 @@ def summary(rows) -> str:
         ok = sum(r["result"] == "ok" for r in sel)
         refused = sum(r["result"].startswith("refused") for r in sel)
         crash = sum(r["result"].startswith("CRASH") for r in sel)
-        out.append(f"{kind} configs: {len(sel)} checked, {ok} loaded, {refused} refused with one error, {crash} crashed")
+        out.append(f"{kind} configs: {len(sel)} checked, {ok} loaded, {refused} refused with one error, "
+                   f"{crash} crashed")
     return "\n".join(out)
 
 
