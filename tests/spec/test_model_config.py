@@ -139,6 +139,24 @@ def test_openmmlab_checkpoint_loads_strictly(tmp_path):
         load_checkpoint(bad, path)
 
 
+def test_ema_copies_and_wrapper_prefixes_are_handled_by_name(tmp_path):
+    """mmengine's EMAHook keeps the raw weights under ``ema_state_dict`` and the averaged ones in ``state_dict``
+    (the ones AWML evaluates); mmdet 2.x's hook stores ``ema_*`` copies inside ``state_dict``; DataParallel
+    prefixes ``module.``. The model's own weights load, every dropped key is listed."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    averaged = {k: torch.full_like(v, 2.0) for k, v in model.state_dict().items()}
+    raw = {k: torch.full_like(v, -1.0) for k, v in model.state_dict().items()}
+    state = {**{f"module.{k}": v for k, v in averaged.items()}, "ema_0_weight": torch.zeros(2, 3),
+             "module.ema_0_bias": torch.zeros(2)}
+    path = tmp_path / "ema.pth"
+    torch.save({"meta": {"epoch": 3}, "state_dict": state, "ema_state_dict": raw}, path)
+    contents = load_checkpoint(model, path)
+    assert all(torch.equal(v, averaged[k]) for k, v in model.state_dict().items())
+    assert contents.key == "state_dict"
+    assert {k for k, _ in contents.dropped} == {"ema_0_weight", "module.ema_0_bias"}
+    assert all("EMA copy" in why for _, why in contents.dropped)
+
+
 def test_checkpoint_metadata_never_runs_code(tmp_path):
     """Metadata globals get inert stand-ins (see the OpenMMLab test); a planted os.system is refused by
     name and never runs."""
