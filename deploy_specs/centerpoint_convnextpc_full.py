@@ -5,8 +5,9 @@
 #   pytest --deploy-config=deploy_specs/centerpoint_convnextpc_full.py --deploy-device cuda:0
 # No trained full-size checkpoint ships; give an AWML one with --deploy-checkpoint (mmpretrain/mmdet3d parameter
 # names). Without one the weights are random: verification and latency are meaningful, accuracy is not.
-# AWML's pillar encoder there is BackwardPillarFeatureNet (no z voxel centre, 9 features); the bundled host
-# decorates with PillarFeatureNet's 10, so the first stage here is CenterPoint's (same cost to within a channel).
+# AWML's pillar encoder there is BackwardPillarFeatureNet (no z voxel centre, 9 features); this spec keeps
+# PillarFeatureNet's 10 (same cost to within a channel). AWML's model config itself builds the 9-feature encoder:
+#   autoware-deploy DEPLOY_CFG projects/CenterPoint/configs/t4dataset/CenterPoint-ConvNeXtPC/<config>.py CKPT
 _base_ = ['./_base_/centerpoint.py']
 _classes = ['car', 'truck', 'bus', 'bicycle', 'pedestrian']
 _range = [-121.6, -121.6, -3.0, 121.6, 121.6, 5.0]

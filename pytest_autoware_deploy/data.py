@@ -146,4 +146,5 @@ def prefetched(samples, indices, depth: int = 2):
             yield i, sample
     finally:
         stop.set()
-        thread.join(timeout=5)
+        if thread is not threading.current_thread():  # an abandoned generator may be finalized on the loader
+            thread.join(timeout=5)

@@ -81,3 +81,24 @@ def test_generated_inputs_keep_dtype_and_integer_range(rows, start):
         assert len(np.unique(coors)) > 3 and mask.any() and not mask.all()
     again = batch_inputs(_Names, samples, start, {"points": (1, rows, 4), "coors": (1, rows, 3), "mask": (1, rows, 1)})
     assert all(np.array_equal(out[k], again[k]) for k in out)  # seeded: the same case gets the same inputs
+
+
+def test_prefetched_closed_on_its_loader_thread_does_not_join_itself():
+    """An abandoned generator can be finalized by the garbage collector on whichever thread runs then, the
+    loader included: closing must not try to join the current thread."""
+    errors = []
+
+    class Samples:
+        def __getitem__(self, i):
+            if i == 2:  # on the loader thread, while the consumer holds the generator suspended
+                try:
+                    gen.close()
+                except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+                    errors.append(exc)
+            return i
+
+    gen = prefetched(Samples(), range(6), depth=1)
+    assert next(gen) == (0, 0)
+    threading.Event().wait(1.0)  # the loader reaches index 2 (1 is queued, depth 1) and closes the generator
+    assert errors == []
+    assert gen.gi_frame is None  # closed

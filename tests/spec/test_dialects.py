@@ -237,3 +237,79 @@ def test_onnx_metadata_passes_through_every_generation(generation):
                                                          props=dict(class_names=["car"]))
     tr = translate(raw, DEPLOY[generation], device="cpu")
     assert tr.native["onnx_config"]["metadata"] == raw["onnx_config"]["metadata"]
+
+
+MMDEPLOY_BEVFUSION = DEPLOY["mmdeploy"].parent / "bevfusion_camera_point_bev_tensorrt_dynamic.py"
+V2_CENTERPOINT = DEPLOY["unified_v2"].parent / "centerpoint_deploy_config.py"
+
+
+def test_mmdeploy_helper_variables_are_accepted_and_listed():
+    """AWML's BEVFusion camera deploy configs define depth_bins/feature_dims to compute their shapes."""
+    raw = read_config(MMDEPLOY_BEVFUSION, "spec")
+    assert detect(raw).GENERATION == "mmdeploy"
+    tr = translate(raw, MMDEPLOY_BEVFUSION)
+    unused = {u.key: u.reason for u in tr.unused}
+    assert {"depth_bins", "feature_dims"} <= set(unused)
+    assert "helper variable" in unused["depth_bins"]
+    geom = next(i for i in tr.native["backend_config"]["model_inputs"] if i["name"] == "geom_feats")
+    assert geom["max_shape"] == [6 * 129 * 48 * 96, 4]  # the helper's value went into the shapes
+    raw["depth_binz"] = 129
+    with pytest.raises(SpecError, match="depth_binz: unknown key"):
+        translate(raw, MMDEPLOY_BEVFUSION)
+
+
+def test_unified_v2_multi_file_is_listed_as_unused():
+    raw = read_config(V2_CENTERPOINT, "spec")
+    assert detect(raw).GENERATION == "unified_v2"
+    tr = translate(raw, V2_CENTERPOINT)
+    assert "onnx_config.multi_file" in [u.key for u in tr.unused]
+    assert "multi_file" not in tr.native.get("onnx_config", {})
+
+
+FRNET_FLAT = DEPLOY["seed"].parents[1] / "frnet_script" / "frnet_tensorrt_dynamic.py"
+FRNET_T4 = DEPLOY["seed"].parents[1] / "awml/projects/FRNet/configs/deploy/t4dataset/frnet_tensorrt_dynamic.py"
+
+
+def test_frnet_script_config_maps_profiles_and_lists_the_output_profile():
+    raw = read_config(FRNET_FLAT, "spec")
+    assert detect(raw).GENERATION == "frnet_script"
+    tr = translate(raw, FRNET_FLAT)
+    inputs = {i["name"]: i for i in tr.native["backend_config"]["model_inputs"]}
+    assert list(inputs) == ["points", "coors", "voxel_coors", "inverse_map"]
+    assert inputs["voxel_coors"]["max_shape"] == [60000, 3]
+    assert tr.native["export"]["mode"] == "both"
+    assert tr.native["onnx_config"]["output_names"] == ["seg_logit"]
+    unused = [u.key for u in tr.unused]
+    assert "tensorrt_config.seg_logit" in unused and "custom_imports" in unused
+
+
+def test_frnet_script_config_inheriting_the_model_config_lists_the_base_once():
+    raw = read_config(FRNET_T4, "spec")
+    assert "model" in raw  # the whole model config came through _base_
+    assert detect(raw).GENERATION == "frnet_script"
+    tr = translate(raw, FRNET_T4)
+    unused = {u.key: u.reason for u in tr.unused}
+    assert "model" not in tr.native  # the inherited type= model is not read from the deploy config
+    assert "the file inherits a model config" in unused["_base_"]
+    assert "num_classes" in unused
+    assert [i["name"] for i in tr.native["backend_config"]["model_inputs"]] == [
+        "points", "coors", "voxel_coors", "inverse_map"]
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda raw: raw["tensorrt_config"]["points"].update(max_shpe=[1, 4]), "tensorrt_config.points.max_shpe"),
+    (lambda raw: raw.update(onnx_confg={}), "onnx_confg"),
+])
+def test_frnet_script_wrong_key_is_one_error(edit, key):
+    raw = read_config(FRNET_FLAT, "spec")
+    edit(raw)
+    with pytest.raises(SpecError) as info:
+        translate(raw, FRNET_FLAT)
+    assert str(info.value).startswith(f"{FRNET_FLAT}: {key}: unknown key")
+
+
+def test_frnet_script_config_with_a_base_still_refuses_a_key_the_base_lacks():
+    raw = read_config(FRNET_T4, "spec")
+    raw["tensorrt_confg"] = {}
+    with pytest.raises(SpecError, match="tensorrt_confg: unknown key"):
+        translate(raw, FRNET_T4)

@@ -4,6 +4,7 @@ mmcv/mmdet/mmdet3d; package-scoped bases; OpenMMLab checkpoints load strictly wi
 from __future__ import annotations
 
 
+import numpy as np
 import pytest
 import torch
 
@@ -138,6 +139,24 @@ def test_openmmlab_checkpoint_loads_strictly(tmp_path):
         load_checkpoint(bad, path)
 
 
+def test_ema_copies_and_wrapper_prefixes_are_handled_by_name(tmp_path):
+    """mmengine's EMAHook keeps the raw weights under ``ema_state_dict`` and the averaged ones in ``state_dict``
+    (the ones AWML evaluates); mmdet 2.x's hook stores ``ema_*`` copies inside ``state_dict``; DataParallel
+    prefixes ``module.``. The model's own weights load, every dropped key is listed."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    averaged = {k: torch.full_like(v, 2.0) for k, v in model.state_dict().items()}
+    raw = {k: torch.full_like(v, -1.0) for k, v in model.state_dict().items()}
+    state = {**{f"module.{k}": v for k, v in averaged.items()}, "ema_0_weight": torch.zeros(2, 3),
+             "module.ema_0_bias": torch.zeros(2)}
+    path = tmp_path / "ema.pth"
+    torch.save({"meta": {"epoch": 3}, "state_dict": state, "ema_state_dict": raw}, path)
+    contents = load_checkpoint(model, path)
+    assert all(torch.equal(v, averaged[k]) for k, v in model.state_dict().items())
+    assert contents.key == "state_dict"
+    assert {k for k, _ in contents.dropped} == {"ema_0_weight", "module.ema_0_bias"}
+    assert all("EMA copy" in why for _, why in contents.dropped)
+
+
 def test_checkpoint_metadata_never_runs_code(tmp_path):
     """Metadata globals get inert stand-ins (see the OpenMMLab test); a planted os.system is refused by
     name and never runs."""
@@ -245,3 +264,41 @@ def test_wrong_transfusion_keys_name_the_dotted_key(edit, key, text):
     with pytest.raises(MMConfigError) as info:
         build(cfg)
     assert info.value.key == key and text in str(info.value), str(info.value)
+
+
+def test_partial_centerpoint_base_names_the_missing_voxel_setting():
+    """AWML's projects/CenterPoint/configs/default/second_secfpn_base.py is completed by the full configs."""
+    mc = load_model_config(HERE / "awml/projects/CenterPoint/configs/default/second_secfpn_base.py")
+    with pytest.raises(SpecError, match=r"voxel_layer\.point_cloud_range \(or model\.pts_voxel_encoder\."
+                                        r"point_cloud_range\) is not set: this is a partial config"):
+        model_sections(mc)
+
+
+SHORT_RANGE = "projects/CenterPoint/configs/t4dataset/CenterPoint-ShortRange/pillar_016_second_secfpn_2xb8_50m_base.py"
+
+
+def test_backward_pillar_feature_net_config_builds_a_9_feature_encoder():
+    """AWML's CenterPoint-ShortRange (tier4/AWML main) uses BackwardPillarFeatureNet: x, y pillar-centre offsets
+    only, so the encoder stage takes C + 5 = 9 features and the host decorates the same way."""
+    from pytest_autoware_deploy.models.centerpoint.pipeline import CenterPointPipeline
+
+    mc = load_model_config(HERE / "awml" / SHORT_RANGE)
+    model = build_model(mc.model, str(mc.file))
+    assert model.pts_voxel_encoder.pfn_layers[0].linear.in_features == 9
+    sections = model_sections(mc)
+    kwargs = sections["pipeline"]["kwargs"]
+    assert kwargs["voxel_center_dims"] == 2
+    enc_stage = sections["pipeline"]["stages"][0]
+    assert enc_stage["model_inputs"][0]["max_shape"][-1] == 9
+    host = CenterPointPipeline(**kwargs, host_device="cpu")
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.uniform(-40, 40, (3000, 2)), rng.uniform(-2, 1, (3000, 1)),
+                             rng.random((3000, 2))], 1).astype(np.float32)
+    feats, coors = host.preprocess(points)
+    assert feats.shape[-1] == 9
+    with torch.no_grad():
+        pillars = model.pts_voxel_encoder(torch.from_numpy(feats))
+    assert pillars.shape == (len(coors), 1, 32)
+    bad = dict(mc.model, pts_voxel_encoder=dict(mc.model["pts_voxel_encoder"], legacy=True))
+    with pytest.raises(SpecError, match="legacy=True"):
+        build_model(bad, "cfg")

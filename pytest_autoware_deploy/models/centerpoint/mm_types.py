@@ -23,6 +23,8 @@ MM_TYPES = {
                           children=("pts_voxel_encoder", "pts_middle_encoder", "pts_backbone", "pts_neck",
                                     "pts_bbox_head"), spec=f"{_ME}:spec_sections"),
     "PillarFeatureNet": MMType(f"{_ME}:pillar_feature_net"),
+    # AWML projects/CenterPoint/models/voxel_encoders/pillar_encoder.py: pillar-centre offsets in x, y only
+    "BackwardPillarFeatureNet": MMType(f"{_ME}:backward_pillar_feature_net"),
     "PointPillarsScatter": MMType(f"{_ME}:point_pillars_scatter"),
     "SECOND": MMType(f"{_ME}:second"),
     # CenterPoint-ConvNeXtPC (AWML projects/ConvNeXt_PC): the same detector with this backbone
@@ -48,6 +50,20 @@ def pillar_feature_net(in_channels=4, feat_channels=(64,), with_distance=False, 
     _bn_eps(norm_cfg, "pts_voxel_encoder")
     return dict(in_channels=in_channels, pfn_channels=list(feat_channels), voxel_size=list(voxel_size),
                 point_cloud_range=list(point_cloud_range))
+
+
+def backward_pillar_feature_net(in_channels=4, feat_channels=(64,), with_distance=False, with_cluster_center=True,
+                                with_voxel_center=True, voxel_size=(0.2, 0.2, 4),
+                                point_cloud_range=(0, -40, -3, 70.4, 40, 1), norm_cfg=None, mode="max", legacy=True):
+    """AWML's ``BackwardPillarFeatureNet``: PillarFeatureNet's decoration without the z offset from the pillar
+    centre (``C + 3 + 2`` features; 9 for x, y, z, intensity). AWML's configs set ``legacy=False``; legacy
+    mode writes the offsets into the raw x, y in place, which is not implemented."""
+    if legacy:
+        raise ValueError("legacy=True (centre offsets written over the raw x, y in place) is not implemented; "
+                         "AWML's configs set legacy=False")
+    parts = pillar_feature_net(in_channels, feat_channels, with_distance, with_cluster_center, with_voxel_center,
+                               voxel_size, point_cloud_range, norm_cfg, mode, legacy=False)
+    return dict(parts, voxel_center_dims=2)
 
 
 def point_pillars_scatter(in_channels, output_shape):
@@ -162,6 +178,15 @@ def _test_info(cfg):
     return dataset.get("data_root"), dataset.get("ann_file")
 
 
+def _voxel_setting(layer: dict, enc: dict, key: str) -> list:
+    value = layer.get(key) or enc.get(key)
+    if value is None:  # e.g. AWML's projects/CenterPoint/configs/default/second_secfpn_base.py
+        raise ValueError(f"model.data_preprocessor.voxel_layer.{key} (or model.pts_voxel_encoder.{key}) is not set: "
+                         f"this is a partial config that the full model configs complete through _base_; give one "
+                         f"of those")
+    return list(value)
+
+
 def spec_sections(mc) -> dict:
     cfg, model = mc.cfg, mc.model
     enc = model["pts_voxel_encoder"]
@@ -171,8 +196,7 @@ def spec_sections(mc) -> dict:
     test = ((model.get("test_cfg") or {}).get("pts")) or {}
     max_voxels = layer.get("max_voxels", 40000)
     max_voxels = max_voxels[1] if isinstance(max_voxels, (list, tuple)) else max_voxels
-    vs = list(layer.get("voxel_size") or enc.get("voxel_size"))
-    pcr = list(layer.get("point_cloud_range") or enc.get("point_cloud_range"))
+    vs, pcr = _voxel_setting(layer, enc, "voxel_size"), _voxel_setting(layer, enc, "point_cloud_range")
     classes = list(head["tasks"][0].get("class_names") or [])
     radius = test.get("min_radius", [1.0])
     kwargs = dict(voxel_size=vs, point_cloud_range=pcr, max_points=layer.get("max_num_points", 32),
@@ -181,7 +205,10 @@ def spec_sections(mc) -> dict:
                   score_threshold=coder.get("score_threshold", 0.1), max_num=coder.get("max_num", 500),
                   nms_radius=radius[0] if isinstance(radius, (list, tuple)) else radius,
                   post_max_size=test.get("post_max_size", 100))
-    feats = enc.get("in_channels", 4) + 6
+    center_dims = 2 if str(enc.get("type", "")).rsplit(".", 1)[-1] == "BackwardPillarFeatureNet" else 3
+    if center_dims != 3:
+        kwargs["voxel_center_dims"] = center_dims
+    feats = enc.get("in_channels", 4) + 3 + center_dims
     out = {
         "onnx_config": {"input_names": ["points"], "output_names": ["boxes_3d", "scores", "labels"],
                         "save_file": "centerpoint.onnx"},

@@ -50,9 +50,11 @@ class CenterPoint(nn.Module):
     def __init__(self, num_classes=5, in_channels=4, pfn_channels=(32, 32), voxel_size=(0.24, 0.24, 8.0),
                  point_cloud_range=(-122.4, -122.4, -3.0, 122.4, 122.4, 5.0), backbone_channels=(64, 128, 256),
                  layer_nums=(3, 5, 5), layer_strides=(1, 2, 2), neck_channels=(128, 128, 128),
-                 upsample_strides=(0.5, 1, 2), share_conv_channel=64, init_bias=-4.595, convnext=None):
+                 upsample_strides=(0.5, 1, 2), share_conv_channel=64, init_bias=-4.595, convnext=None,
+                 voxel_center_dims=3):
         super().__init__()
-        self.pts_voxel_encoder = PillarFeatureNet(in_channels, pfn_channels, voxel_size, point_cloud_range)
+        self.pts_voxel_encoder = PillarFeatureNet(in_channels, pfn_channels, voxel_size, point_cloud_range,
+                                                  voxel_center_dims=voxel_center_dims)
         if convnext is None:
             self.pts_backbone = SECOND(pfn_channels[-1], backbone_channels, layer_nums, layer_strides)
         else:  # CenterPoint-ConvNeXtPC: AWML's ConvNeXt_PC backbone (convnext = its keyword arguments)

@@ -104,8 +104,10 @@ class CenterPointPipeline:
 
     def __init__(self, voxel_size=(0.24, 0.24, 8.0), point_cloud_range=(-122.4, -122.4, -3.0, 122.4, 122.4, 5.0),
                  max_points=32, max_voxels=96000, use_dims=(0, 1, 2, 3), out_size_factor=2, score_threshold=0.1,
-                 max_num=500, nms_radius=1.0, post_max_size=100, input_name="points", host_device="auto"):
+                 max_num=500, nms_radius=1.0, post_max_size=100, input_name="points", host_device="auto",
+                 voxel_center_dims=3):
         self.voxel_size = [float(v) for v in voxel_size]
+        self.voxel_center_dims = int(voxel_center_dims)  # 2: AWML's BackwardPillarFeatureNet decoration
         self.pcr = [float(v) for v in point_cloud_range]
         self.max_points, self.max_voxels = int(max_points), int(max_voxels)
         self.use_dims = list(use_dims)
@@ -127,7 +129,8 @@ class CenterPointPipeline:
         self._check(points)
         voxels, num, coors = voxelize(points[:, self.use_dims], self.voxel_size, self.pcr, self.max_points,
                                       self.max_voxels)
-        return pillar_features(voxels, num, coors, self.voxel_size, self.pcr), coors
+        return pillar_features(voxels, num, coors, self.voxel_size, self.pcr,
+                               voxel_center_dims=self.voxel_center_dims), coors
 
     def preprocess_torch(self, points, device=None):
         """``preprocess`` in PyTorch on ``device`` (default: the host device): tensors, bit-identical."""
@@ -140,7 +143,8 @@ class CenterPointPipeline:
         self._check(points)
         points = points[:, torch.tensor(self.use_dims, device=device)]
         voxels, num, coors = voxelize_torch(points, self.voxel_size, self.pcr, self.max_points, self.max_voxels)
-        return pillar_features_torch(voxels, num, coors, self.voxel_size, self.pcr), coors
+        return pillar_features_torch(voxels, num, coors, self.voxel_size, self.pcr,
+                                     voxel_center_dims=self.voxel_center_dims), coors
 
     def run(self, inputs, call_stage):
         if self.device is None:

@@ -38,10 +38,13 @@ class PillarFeatureNet(nn.Module):
     contain it, as TransFusion-L's single ONNX does)."""
 
     def __init__(self, in_channels=4, feat_channels=(64,), voxel_size=(0.2, 0.2, 8.0),
-                 point_cloud_range=(0, -40, -3, 70.4, 40, 1), with_cluster_center=True, with_voxel_center=True):
+                 point_cloud_range=(0, -40, -3, 70.4, 40, 1), with_cluster_center=True, with_voxel_center=True,
+                 voxel_center_dims=3):
         super().__init__()
-        self.in_channels = in_channels + 3 * with_cluster_center + 3 * with_voxel_center
+        # voxel_center_dims=2: AWML's BackwardPillarFeatureNet (pillar-centre offsets in x, y only)
+        self.in_channels = in_channels + 3 * with_cluster_center + voxel_center_dims * with_voxel_center
         self._with_cluster_center, self._with_voxel_center = with_cluster_center, with_voxel_center
+        self._voxel_center_dims = voxel_center_dims
         chans = [self.in_channels] + list(feat_channels)
         self.pfn_layers = nn.ModuleList(PFNLayer(chans[i], chans[i + 1], last_layer=i == len(chans) - 2)
                                         for i in range(len(chans) - 1))
@@ -59,7 +62,8 @@ class PillarFeatureNet(nn.Module):
             c = coors.to(features.dtype)
             centre = torch.stack([c[:, 3] * self.vx + self.x_offset, c[:, 2] * self.vy + self.y_offset,
                                   c[:, 1] * self.vz + self.z_offset], dim=-1).unsqueeze(1)
-            feats.append(features[:, :, :3] - centre)
+            dims = self._voxel_center_dims
+            feats.append(features[:, :, :dims] - centre[..., :dims])
         out = torch.cat(feats, dim=-1)
         mask = torch.arange(features.shape[1], device=features.device).view(1, -1) < num_points.view(-1, 1)
         return out * mask.unsqueeze(-1).to(out.dtype)

@@ -56,8 +56,10 @@ def voxelize(points, voxel_size, point_cloud_range, max_points, max_voxels):
 
 
 def pillar_features(voxels, num_points, coors, voxel_size, point_cloud_range, with_cluster_center=True,
-                    with_voxel_center=True, with_distance=False):
-    """PillarFeatureNet's input decoration (mmdet3d, ``legacy=False``): ``(V, M, C + 3 + 3)`` float32."""
+                    with_voxel_center=True, with_distance=False, voxel_center_dims=3):
+    """PillarFeatureNet's input decoration (mmdet3d, ``legacy=False``): ``(V, M, C + 3 + 3)`` float32.
+    ``voxel_center_dims=2``: AWML's BackwardPillarFeatureNet, offsets from the pillar centre in x, y only
+    (``C + 3 + 2``)."""
     vx, vy, vz = (float(v) for v in voxel_size)
     xo, yo, zo = vx / 2 + point_cloud_range[0], vy / 2 + point_cloud_range[1], vz / 2 + point_cloud_range[2]
     feats = [voxels]
@@ -70,8 +72,8 @@ def pillar_features(voxels, num_points, coors, voxel_size, point_cloud_range, wi
         feats.append(voxels[:, :, :3] - mean)
     if with_voxel_center:
         c = coors.astype(np.float32)
-        centre = np.stack([c[:, 3] * vx + xo, c[:, 2] * vy + yo, c[:, 1] * vz + zo], -1)[:, None, :]
-        feats.append(voxels[:, :, :3] - centre)
+        centre = np.stack([c[:, 3] * vx + xo, c[:, 2] * vy + yo, c[:, 1] * vz + zo], -1)[:, None, :voxel_center_dims]
+        feats.append(voxels[:, :, :voxel_center_dims] - centre)
     if with_distance:
         x, y, z = (voxels[:, :, i:i + 1] for i in range(3))
         feats.append(np.sqrt(x * x + y * y + z * z))  # spelled out: the torch twin adds in the same order

@@ -63,8 +63,9 @@ def voxelize_torch(points: torch.Tensor, voxel_size, point_cloud_range, max_poin
 
 
 def pillar_features_torch(voxels, num_points, coors, voxel_size, point_cloud_range, with_cluster_center=True,
-                          with_voxel_center=True, with_distance=False):
-    """``pillar_features`` for tensors: ``(V, M, C + 3 + 3)`` float32 on the voxels' device."""
+                          with_voxel_center=True, with_distance=False, voxel_center_dims=3):
+    """``pillar_features`` for tensors: ``(V, M, C + 3 + 3)`` (``C + 3 + 2`` with ``voxel_center_dims=2``)
+    float32 on the voxels' device."""
     vx, vy, vz = (float(v) for v in voxel_size)
     xo, yo, zo = vx / 2 + point_cloud_range[0], vy / 2 + point_cloud_range[1], vz / 2 + point_cloud_range[2]
     feats = [voxels]
@@ -78,7 +79,7 @@ def pillar_features_torch(voxels, num_points, coors, voxel_size, point_cloud_ran
     if with_voxel_center:
         c = coors.to(torch.float32)
         centre = torch.stack([c[:, 3] * vx + xo, c[:, 2] * vy + yo, c[:, 1] * vz + zo], -1).unsqueeze(1)
-        feats.append(xyz - centre)
+        feats.append(xyz[..., :voxel_center_dims] - centre[..., :voxel_center_dims])
     if with_distance:
         sq = xyz[..., 0:1] * xyz[..., 0:1] + xyz[..., 1:2] * xyz[..., 1:2] + xyz[..., 2:3] * xyz[..., 2:3]
         # torch's float32 sqrt on the CPU is not correctly rounded (numpy's is); in float64 it is

@@ -10,15 +10,16 @@ have_checkpoint) -> Translation`` (base.py). Detection looks at the file as writ
 | ``unified_v2`` | vividf/AWML ``feat/onnx_runtime_tensorrt_evaluation_develop-centerpoint`` |
 | ``framework_v1`` | vividf/AWML ``feat/awml_deployment_framework`` = tier4/AWML PR #114 |
 | ``mmdeploy`` | tier4/AWML main ``projects/*/configs/deploy/*.py`` |
+| ``frnet_script`` | tier4/AWML ``projects/FRNet/configs/deploy/**`` (FRNet's own ``deploy/main.py``) |
 | ``seed`` | the seed README (native) |
 """
 
 from __future__ import annotations
 
-from . import components, framework_v1, mmdeploy, seed, unified_v2
+from . import components, framework_v1, frnet_script, mmdeploy, seed, unified_v2
 from .base import Translation, Unused
 
-GENERATIONS = (components, unified_v2, framework_v1, mmdeploy, seed)
+GENERATIONS = (components, unified_v2, framework_v1, mmdeploy, frnet_script, seed)
 
 
 def detect(raw: dict):

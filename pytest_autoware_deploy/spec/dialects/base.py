@@ -25,7 +25,7 @@ class Unused:
 
 @dataclass
 class Translation:
-    generation: str                  # seed | framework_v1 | unified_v2 | components | mmdeploy
+    generation: str                  # seed | framework_v1 | unified_v2 | components | mmdeploy | frnet_script
     title: str                       # where the form comes from (repo, branch/PR, file)
     native: dict
     unused: list = field(default_factory=list)

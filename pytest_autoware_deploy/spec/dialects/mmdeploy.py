@@ -15,6 +15,9 @@ from .base import Translation, Walker, model_inputs_from_input_shapes, policy
 GENERATION = "mmdeploy"
 TITLE = "legacy mmdeploy deploy config (tier4/AWML main: projects/*/configs/deploy/*.py)"
 TOP_KEYS = {"codebase_config", "backend_config", "onnx_config", "custom_imports"}
+# Plain variables AWML's BEVFusion camera deploy configs define to compute their model_inputs shapes
+# (projects/BEVFusion/configs/deploy/bevfusion_camera_*.py): mmengine keeps them as top-level keys.
+HELPER_VARIABLES = {"depth_bins", "feature_dims", "image_dims"}
 
 FAMILY_REASON = "the model family comes from the model config's type= dicts"
 MMDEPLOY_COMMON = {"max_workspace_size", "fp16_mode", "int8_mode", "strongly_typed", "precision_policy"}
@@ -117,7 +120,9 @@ def apply_policy_to_tensorrt(w: Walker, chosen: str, source_key: str):
 
 def translate(raw: dict, file, device=None, have_checkpoint=False):
     w = Walker(file, GENERATION)
-    native_top = w.top_level(raw, TOP_KEYS)
+    native_top = w.top_level(raw, TOP_KEYS | HELPER_VARIABLES)
+    for k in sorted(HELPER_VARIABLES & set(raw)):
+        w.unused_key(k, "a helper variable of the file: its value already went into backend_config.model_inputs")
     if "codebase_config" in raw:
         codebase_config(w, raw["codebase_config"])
     chosen = "auto"

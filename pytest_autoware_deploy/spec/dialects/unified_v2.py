@@ -86,7 +86,8 @@ def runtime_section(w: Walker, runtime: dict):
 def onnx_section(w: Walker, section: dict, mode: str | None = None):
     """``simplify`` is the native ``onnx_config.simplify`` (onnxslim after export, the simplified graph is the one
     verified and deployed); with export.mode='none' no export runs, so the given ONNX stays as it is."""
-    extra = {}
+    extra = {"multi_file": "a multi-stage family always exports one graph per stage (pipeline.stages, each with "
+                           "its own file under the work dir); the value only told AWML's evaluator where to look"}
     if section.get("simplify") and mode == "none":
         extra["simplify"] = "export.mode='none': the given ONNX is evaluated as it is (no export to simplify)"
     mmdeploy.onnx_config(w, section, extra)  # a key of ``extra`` is listed as unused, not passed through

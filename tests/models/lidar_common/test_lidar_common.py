@@ -148,3 +148,34 @@ def test_circle_nms_keeps_exactly_mmdet3d_loops_boxes(dets, radius, post_max_siz
     keep = circle_nms(xy, scores, radius, post_max_size)
     assert keep.dtype == np.int64
     np.testing.assert_array_equal(keep, _circle_nms_mmdet3d(xy, scores, radius, post_max_size))
+
+
+def _backward_decoration_reference(voxels, num, coors, vs, pcr):
+    """AWML's BackwardPillarFeatureNet.forward (legacy=False) decoration, transcribed with numpy: raw features,
+    xyz minus the pillar's point mean, x and y minus the pillar centre, zeroed past each pillar's points."""
+    mean = voxels[:, :, :3].sum(1, keepdims=True) / np.maximum(num, 1).astype(np.float32)[:, None, None]
+    centre = np.zeros_like(voxels[:, :, :2])
+    centre[:, :, 0] = voxels[:, :, 0] - (coors[:, 3:4].astype(np.float32) * vs[0] + (vs[0] / 2 + pcr[0]))
+    centre[:, :, 1] = voxels[:, :, 1] - (coors[:, 2:3].astype(np.float32) * vs[1] + (vs[1] / 2 + pcr[1]))
+    out = np.concatenate([voxels, voxels[:, :, :3] - mean, centre], axis=-1)
+    return out * (np.arange(voxels.shape[1])[None, :] < num[:, None])[:, :, None]
+
+
+def test_backward_pillar_decoration_matches_awml_in_numpy_torch_and_the_graph():
+    import torch
+
+    from pytest_autoware_deploy.models.lidar_common.layers import PillarFeatureNet
+    from pytest_autoware_deploy.models.lidar_common.voxelize_torch import pillar_features_torch
+
+    rng = np.random.default_rng(1)
+    pts = np.concatenate([rng.uniform(-8, 8, (500, 2)), rng.uniform(-2, 1, (500, 1)), rng.random((500, 1))], 1)
+    voxels, num, coors = voxelize(pts.astype(np.float32), VS, PCR, 8, 100)
+    ref = _backward_decoration_reference(voxels, num, coors, VS, PCR)
+    feats = pillar_features(voxels, num, coors, VS, PCR, voxel_center_dims=2)
+    assert feats.shape == voxels.shape[:2] + (4 + 3 + 2,)
+    np.testing.assert_allclose(feats, ref, atol=1e-5)
+    tv, tn, tc = torch.from_numpy(voxels), torch.from_numpy(num), torch.from_numpy(coors)
+    np.testing.assert_array_equal(pillar_features_torch(tv, tn, tc, VS, PCR, voxel_center_dims=2).numpy(), feats)
+    net = PillarFeatureNet(4, (8,), VS, PCR, voxel_center_dims=2)
+    assert net.in_channels == 9 and net.pfn_layers[0].linear.in_features == 9
+    np.testing.assert_allclose(net.decorate(tv, tn, tc).numpy(), ref, atol=1e-5)

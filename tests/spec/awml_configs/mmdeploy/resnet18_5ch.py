@@ -1,5 +1,5 @@
 # Mirror of a generation-5 deploy config (legacy mmdeploy)
-# tier4/AWML @ main, path 7a6ec07c851aa21af4c3aee3900eba35c17e03b7
+# tier4/AWML:main @ 7a6ec07c851aa21af4c3aee3900eba35c17e03b7, path projects/CalibrationStatusClassification/configs/deploy/resnet18_5ch.py
 # Keys, nesting and values as published; nothing edited.
 codebase_config = dict(type="mmpretrain", task="Classification", model_type="end2end")
 
