@@ -88,7 +88,7 @@ evaluation = dict(
 )
 
 # as BEVFusion-L: the reference kernels of the custom ops take float32, so they stay fp32 in the fp16 graph
-precision = dict(policies=['auto'], fp16=dict(op_block_list=[
+precision = dict(fp16=dict(op_block_list=[
     'BatchNormalization', 'LayerNormalization', 'InstanceNormalization', 'GroupNormalization', 'Softmax',
     'LogSoftmax', 'ReduceMean', 'ReduceSum', 'ReduceSumSquare', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceLogSum',
     'ReduceLogSumExp', 'Exp', 'Log', 'Pow', 'Sqrt', 'Reciprocal', 'Erf', 'CumSum', 'Einsum', 'TopK',
