@@ -58,10 +58,12 @@ $(SYN)/streampetr/info_val.pkl: $(BIN)/.installed
 	$(BIN)/python -m pytest_autoware_deploy.models.streampetr.synthetic --out $(SYN)/streampetr --splits val
 $(SYN)/blip2/captions_val.npz: $(BIN)/.installed
 	$(BIN)/python -m pytest_autoware_deploy.models.blip2.synthetic --out $(SYN)/blip2
+$(SYN)/bevfusion_camera_lidar/info_val.pkl: $(BIN)/.installed
+	$(BIN)/python -m pytest_autoware_deploy.models.bevfusion_camera_lidar.synthetic --out $(SYN)/bevfusion_camera_lidar
 
 data-blip2: $(SYN)/blip2/captions_val.npz
 data-families: $(SYN)/frnet/info_val.pkl $(SYN)/swin/annotations_val.json $(SYN)/streampetr/info_val.pkl \
-	$(SYN)/blip2/captions_val.npz
+	$(SYN)/blip2/captions_val.npz $(SYN)/bevfusion_camera_lidar/info_val.pkl
 
 data: $(DATA)/info_val.pkl $(SYN)/yolox_traffic_light/annotations_val.json $(SYN)/yolox_road/annotations_val.json \
 	$(SYN)/mobilenetv2_traffic_light/annotations_val.json $(SYN)/lidar/info_val.pkl data-families

@@ -27,8 +27,11 @@ def providers_for(device: str, tf32=None):
 
 
 class OnnxRuntimeRunner(Runner):
-    def __init__(self, onnx_path, device="cpu", intra_op_threads=0, tf32=None):
+    def __init__(self, onnx_path, device="cpu", intra_op_threads=0, tf32=None, optimization_level="all"):
         super().__init__()
+        if optimization_level not in ("all", "disable_all"):
+            raise ValueError(f"optimization_level must be 'all' or 'disable_all', got {optimization_level!r}")
+        self.optimization_level = optimization_level  # 'disable_all': e.g. an fp16 emulation whose roundings must stay
         self.path = str(onnx_path)
         self.device = device
         self.tf32 = tf32
@@ -48,6 +51,8 @@ class OnnxRuntimeRunner(Runner):
                                      f"(available: {ort.get_available_providers()}); install onnxruntime-gpu")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
+        if self.optimization_level == "disable_all":
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         if self.threads:  # a share of the cores (xdist): spinning threads would steal the others'
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3

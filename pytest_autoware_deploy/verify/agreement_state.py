@@ -213,7 +213,8 @@ def localization_graphs(state, backend) -> tuple:
         return None, "a pipeline is localized per stage: see test_stage_verification"
     from .fp16_state import measured_graph
 
-    return measured_graph(state, backend) or state.policy_onnx(backend.policy_name).path, ""
+    measured = measured_graph(state, backend)
+    return measured[0] if measured else state.policy_onnx(backend.policy_name).path, ""
 
 
 def localize_sample(state, backend, sample_idx: int, feed: dict | None = None) -> tuple[str, dict]:

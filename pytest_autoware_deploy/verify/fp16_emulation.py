@@ -139,6 +139,10 @@ def emulate_fp16(model):
             elif attr.type == onnx.AttributeProto.INT and attr.name in ("to", "dtype") and attr.i == FP16:
                 attr.i = FP32
         to = next((a.i for a in node.attribute if a.name == "to"), None)
+        if node.op_type == "Cast" and to == FP16 and types.get(node.input[0]) == TensorProto.BOOL:
+            nodes.append(new)  # 0 and 1 are exact in fp16: no rounding (ORT would fold one away anyway)
+            info.exact += 1
+            continue
         if node.op_type == "Cast" and to == FP16:  # the conversion to fp16 is the rounding itself
             raw = f"{finals[0]}{ROUND_TAG}_raw"
             new.output[0] = raw
@@ -259,6 +263,10 @@ class Fp16Plan:
     mode: str            # 'native': the EP computes the fp16 graph in fp16; 'emulated': run ``emulate_fp16``'s graph
     upcast: list         # fp16 nodes the EP would compute in fp32
     reason: str
+    # ONNX Runtime graph optimizations for the emulated graph: 'all' (its default), or 'disable_all' where its
+    # optimizations would remove roundings (its transpose optimizer and constant folding rename or fuse the
+    # Cast pairs of shape-derived and transposed tensors) but its unoptimized graph keeps every one
+    optimization_level: str = "all"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -277,9 +285,18 @@ def fp16_plan(model, providers=("CPUExecutionProvider",)) -> Fp16Plan:
     except Fp16NotMeasured as exc:
         raise Fp16NotMeasured(f"{providers[0]} computes {len(upcast)} fp16 node(s) in fp32 ({shown}) and the graph "
                               f"cannot be emulated: {exc}") from None
+    import onnxruntime as ort
+
+    reason = (f"{providers[0]} computes {len(upcast)} fp16 node(s) in fp32 ({shown}): run with explicit fp16 "
+              "rounding after every fp16 node")
     dropped = rounding_kept(emulated, providers)
-    if dropped:
+    if not dropped:
+        return Fp16Plan("emulated", upcast, reason)
+    unoptimized = rounding_kept(emulated, providers, ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    if unoptimized:
         raise Fp16NotMeasured(f"{providers[0]} computes {len(upcast)} fp16 node(s) in fp32 ({shown}) and removed "
-                              f"{len(dropped)} fp16 rounding(s) of the emulated graph (e.g. '{dropped[0]}')")
-    return Fp16Plan("emulated", upcast, f"{providers[0]} computes {len(upcast)} fp16 node(s) in fp32 ({shown}): "
-                    "run with explicit fp16 rounding after every fp16 node")
+                              f"{len(unoptimized)} fp16 rounding(s) of the emulated graph even without graph "
+                              f"optimizations (e.g. '{unoptimized[0]}')")
+    return Fp16Plan("emulated", upcast, f"{reason}; ONNX Runtime's graph optimizations would remove {len(dropped)} "
+                    f"of the roundings (e.g. '{dropped[0]}'), so the emulated graph runs unoptimized",
+                    optimization_level="disable_all")

@@ -65,12 +65,13 @@ def fp16_measurement(spec, fp16_graph: Path, providers=("CPUExecutionProvider",)
     graph = path if plan["mode"] == "emulated" else Path(fp16_graph)
     upcast = plan["upcast"]
     return {"mode": plan["mode"], "reason": plan["reason"], "upcast": len(upcast), "graph": str(graph),
-            "emulation": stored.get("emulation")}
+            "emulation": stored.get("emulation"), "optimization_level": plan.get("optimization_level", "all")}
 
 
-def measured_graph(state, backend) -> Path | None:
-    """The graph ``state.infer`` should run for ``backend`` when it differs from the latency runner's
-    (an fp16 graph the CPU EP would upcast), else None. Records the plan in the report's spec info."""
+def measured_graph(state, backend) -> tuple | None:
+    """``(graph, ONNX Runtime optimization level)`` that ``state.infer`` should run for ``backend`` when it differs
+    from the latency runner's (an fp16 graph the CPU EP would upcast), else None. Records the plan in the report's
+    spec info."""
     if backend.base != "onnx" or backend.policy_name != "fp16" or state.device_of(backend).startswith("cuda"):
         return None
     if state.spec.cfg["pipeline"]["stages"] and not state.spec.cfg.get("stage"):
@@ -81,7 +82,9 @@ def measured_graph(state, backend) -> Path | None:
             "graph" + (", which this EP computes partly in fp32" if plan["mode"] == "emulated" else ""))
     state.store.set_spec_info(state.spec.name, state.spec.work_dir,
                               fp16_measurement={str(backend): {**plan, "measurement": note}})
-    return Path(plan["graph"]) if plan["mode"] == "emulated" else None
+    if plan["mode"] != "emulated":
+        return None
+    return Path(plan["graph"]), plan["optimization_level"]
 
 
 def measuring_runner(state, backend):
@@ -98,7 +101,9 @@ def measuring_runner(state, backend):
         from ..backends.onnxruntime import OnnxRuntimeRunner
         from ..distributed import cpu_threads_per_worker
 
-        runner = OnnxRuntimeRunner(chosen[key], state.device_of(backend), intra_op_threads=cpu_threads_per_worker() or 0)
+        graph, level = chosen[key]
+        runner = OnnxRuntimeRunner(graph, state.device_of(backend), intra_op_threads=cpu_threads_per_worker() or 0,
+                                   optimization_level=level)
         runner.activate()
         state._runners[pool_key] = runner
     return state._runners[pool_key]

@@ -223,3 +223,46 @@ def test_save_emulated_writes_a_checked_graph(chain, tmp_path):
     np.testing.assert_array_equal(run(onnx.load(str(tmp_path / "out" / "emulated.onnx")), x), numpy_chain(x))
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["emulated.onnx"]  # no temporary left
 
+
+
+def _shape_scaled_graph():
+    """fp16 ``x / sqrt(x.shape[1]) * (x > 0)``: the scale comes from a static shape (ONNX Runtime folds the chain,
+    rounding Casts included, into a constant) and the mask is a bool -> fp16 Cast (exact)."""
+    f16 = TensorProto.FLOAT16
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["x"], ["x16"], to=f16, name="in"),
+         helper.make_node("Shape", ["x16"], ["shape"], name="shape"),
+         helper.make_node("Gather", ["shape", "one"], ["dim"], axis=0, name="dim"),
+         helper.make_node("Cast", ["dim"], ["dim16"], to=f16, name="dim16"),
+         helper.make_node("Sqrt", ["dim16"], ["scale"], name="sqrt"),
+         helper.make_node("Div", ["x16", "scale"], ["scaled"], name="div"),
+         helper.make_node("Greater", ["x16", "zero"], ["pos"], name="gt"),
+         helper.make_node("Cast", ["pos"], ["mask"], to=f16, name="mask"),
+         helper.make_node("Mul", ["scaled", "mask"], ["y16"], name="mul"),
+         helper.make_node("Cast", ["y16"], ["y"], to=TensorProto.FLOAT, name="out")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 6])],
+        [numpy_helper.from_array(np.array(1, np.int64), "one"), numpy_helper.from_array(np.array(0, H), "zero")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_roundings_ort_would_fold_away_run_unoptimized():
+    """ORT's optimizations fold the shape-derived rounding chain (the rounding Casts' names vanish); unoptimized it
+    keeps every rounding, so the plan runs the emulation unoptimized and its result is numpy's float16 one."""
+    import onnxruntime as ort
+
+    model = _shape_scaled_graph()
+    emulated, info = emulate_fp16(model)
+    assert "mask" not in info.rounded and info.exact >= 1  # bool -> fp16 is exact: no rounding
+    assert rounding_kept(emulated)  # the default optimizations drop roundings (by name)
+    assert rounding_kept(emulated, level=ort.GraphOptimizationLevel.ORT_DISABLE_ALL) == []
+    plan = fp16_plan(model)
+    assert plan.mode == "emulated" and plan.optimization_level == "disable_all" and "runs unoptimized" in plan.reason
+    x = np.random.default_rng(0).normal(0, 300, (2, 6)).astype(np.float32)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    got = ort.InferenceSession(emulated.SerializeToString(), opts, providers=["CPUExecutionProvider"]).run(
+        None, {"x": x})[0]
+    x16 = x.astype(H)
+    want = ((x16 / np.sqrt(H(6))).astype(H) * (x16 > 0).astype(H)).astype(np.float32)
+    np.testing.assert_array_equal(got, want)

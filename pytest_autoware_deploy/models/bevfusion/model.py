@@ -178,7 +178,8 @@ class BEVFusion(nn.Module):
                  num_aug_features=0, aug_features_min_values=(), aug_features_max_values=(),
                  backbone_channels=(128, 256), layer_nums=(5, 5), layer_strides=(1, 2), neck_channels=(256, 256),
                  upsample_strides=(1, 2), out_size_factor=8, num_proposals=500, hidden_channel=128, num_heads=8,
-                 ffn_channels=256, num_decoder_layers=1, nms_kernel_size=3, pooling_class_indices=None):
+                 ffn_channels=256, num_decoder_layers=1, nms_kernel_size=3, pooling_class_indices=None,
+                 backbone_in_channels=None):
         super().__init__()
         self.voxel_size, self.point_cloud_range = list(voxel_size), list(point_cloud_range)
         self.out_size_factor = out_size_factor
@@ -187,7 +188,9 @@ class BEVFusion(nn.Module):
             in_channels, sparse_shape, base_channels, output_channels, encoder_channels, encoder_paddings, block_type,
             num_aug_features, aug_features_min_values, aug_features_max_values)
         bev_channels = self.bev_channels(sparse_shape, output_channels, encoder_paddings, len(encoder_channels))
-        self.pts_backbone = SECOND(bev_channels, backbone_channels, layer_nums, layer_strides)
+        self.lidar_bev_channels = bev_channels
+        # with a fusion layer (camera+lidar) the backbone takes the fuser's channels
+        self.pts_backbone = SECOND(backbone_in_channels or bev_channels, backbone_channels, layer_nums, layer_strides)
         self.pts_neck = SECONDFPN(backbone_channels, neck_channels, upsample_strides)
         grid = (sparse_shape[0] // out_size_factor, sparse_shape[1] // out_size_factor)
         self.bbox_head = BEVFusionHead(sum(neck_channels), num_classes, grid, pooling_class_indices,

@@ -1,7 +1,8 @@
-"""ONNX Runtime reference kernels for AWML's sparse-convolution ops, so ONNX Runtime runs the graph Autoware loads.
+"""ONNX Runtime reference kernels for AWML's BEVFusion custom ops, so ONNX Runtime runs the graph Autoware loads.
 
 Registered under the entry-point group ``pytest_autoware_deploy.ort_custom_ops`` (``custom_ops.py``) as
-``SPARSE_CONV_OPS``: domain ``autoware``, ops ``GetIndicePairsImplicitGemm`` and ``ImplicitGemm``. The
+``SPARSE_CONV_OPS``: domain ``autoware``, ops ``GetIndicePairsImplicitGemm`` and ``ImplicitGemm`` (sparse
+convolution) and ``QuickCumsumCuda`` (BEV pooling, a vectorised numpy kernel independent of ``bev_pool.py``). The
 kernels are onnxruntime-extensions Python ops that call the same PyTorch code the model runs
 (``sparse_conv.indice_pairs`` / ``gather_conv``), so the ONNX graph is verified against an independent
 *graph* (its BN, ReLU, scatter, backbone and head run in ONNX Runtime) but the same sparse arithmetic.
@@ -17,6 +18,7 @@ PYOP_DOMAIN = "ai.onnx.contrib"
 PAIRS_ATTRS = ("batch_size", "spatial_shape", "algo", "ksize", "stride", "padding", "dilation", "out_padding",
                "subm", "transpose", "is_train")
 GEMM_ATTRS = ("is_train", "is_subm", "act_alpha", "act_beta", "output_scale", "output_add_scale")
+CUMSUM_ATTRS = ("batch_size", "dimension", "height", "width")
 
 _registered = False
 
@@ -65,6 +67,27 @@ def implicit_gemm(features, filters, pair_fwd, pair_mask, mask_argsort, **attrs)
     return out.numpy()
 
 
+def quick_cumsum_cuda(x, geom_feats, interval_lengths, interval_starts, **attrs):
+    """``autoware::QuickCumsumCuda`` in numpy: each interval's sum written to the cell ``[b, z, x, y]`` of its first
+    point, ``(batch_size, dimension, height, width, C)`` float32 (zeros elsewhere). Vectorised: ``reduceat`` over the
+    points the intervals cover."""
+    import numpy as np
+
+    b, d, h, w = (int(attrs[k]) for k in CUMSUM_ATTRS)
+    x = np.ascontiguousarray(x, np.float32)
+    out = np.zeros((b * d * h * w, x.shape[1]), np.float32)
+    starts = np.asarray(interval_starts, np.int64).reshape(-1)
+    lengths = np.asarray(interval_lengths, np.int64).reshape(-1)
+    if len(starts):
+        if (lengths <= 0).any() or (starts + lengths > len(x)).any() or (np.diff(starts) != lengths[:-1]).any():
+            raise ValueError("autoware::QuickCumsumCuda reference: the intervals must tile the sorted points "
+                             "(starts[i + 1] == starts[i] + lengths[i], all inside x), as the graph computes them")
+        sums = np.add.reduceat(x[starts[0]:starts[-1] + lengths[-1]], starts - starts[0], axis=0)
+        g = np.asarray(geom_feats, np.int64)[starts]
+        out[((g[:, 3] * d + g[:, 2]) * h + g[:, 0]) * w + g[:, 1]] = sums
+    return out.reshape(b, d, h, w, x.shape[1])
+
+
 def register():
     """Declare the two Python ops with onnxruntime-extensions (once per process)."""
     global _registered
@@ -77,6 +100,8 @@ def register():
             attrs={a: PyCustomOpDef.dt_string for a in PAIRS_ATTRS})(get_indice_pairs_implicit_gemm)
     onnx_op(op_type="ImplicitGemm", inputs=[f32, f32, i32, i32, i32], outputs=[f32],
             attrs={a: PyCustomOpDef.dt_string for a in GEMM_ATTRS})(implicit_gemm)
+    onnx_op(op_type="QuickCumsumCuda", inputs=[f32, i32, i32, i32], outputs=[f32],
+            attrs={a: PyCustomOpDef.dt_string for a in CUMSUM_ATTRS})(quick_cumsum_cuda)
     _registered = True
 
 
@@ -95,7 +120,7 @@ class SparseConvOps:
     """The op set ``custom_ops.session_source`` finds through the entry point."""
 
     domain = DOMAIN
-    ops = frozenset({"GetIndicePairsImplicitGemm", "ImplicitGemm"})
+    ops = frozenset({"GetIndicePairsImplicitGemm", "ImplicitGemm", "QuickCumsumCuda"})
 
     def prepare(self, model, opts):
         import onnx
@@ -103,7 +128,8 @@ class SparseConvOps:
 
         register()
         opts.register_custom_ops_library(get_library_path())
-        declared = {"GetIndicePairsImplicitGemm": PAIRS_ATTRS, "ImplicitGemm": GEMM_ATTRS}
+        declared = {"GetIndicePairsImplicitGemm": PAIRS_ATTRS, "ImplicitGemm": GEMM_ATTRS,
+                    "QuickCumsumCuda": CUMSUM_ATTRS}
         for node in model.graph.node:
             if node.domain != DOMAIN or node.op_type not in self.ops:
                 continue

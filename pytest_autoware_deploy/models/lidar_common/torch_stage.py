@@ -23,9 +23,10 @@ def torch_call_stage(model, output_names: dict):
     return call
 
 
-def evaluate_pipeline(model, host, output_names: dict, info_pkl, classes, **evaluator_kwargs) -> dict:
+def evaluate_pipeline(model, host, output_names: dict, info_pkl, classes, loader=None, **evaluator_kwargs) -> dict:
     """The PyTorch pipeline over an info file's frames -> the detection3d evaluator's result (training
-    scripts report this; the bundled specs' ``test_accuracy`` measures the same on every backend)."""
+    scripts report this; the bundled specs' ``test_accuracy`` measures the same on every backend). ``loader``:
+    the family's sample loader ``(info_pkl, classes=...)`` (default: lidar sweeps)."""
     import torch
 
     from ...evaluate.detection3d import Detection3DEvaluator
@@ -33,7 +34,7 @@ def evaluate_pipeline(model, host, output_names: dict, info_pkl, classes, **eval
 
     ev = Detection3DEvaluator(class_names=list(classes), **evaluator_kwargs)
     call = torch_call_stage(model.float().eval(), output_names)
-    ds = LidarSamples(info_pkl, classes=list(classes))
+    ds = (loader or LidarSamples)(info_pkl, classes=list(classes))
     with torch.inference_mode():
         for i in range(len(ds)):
             s = ds[i]

@@ -42,12 +42,12 @@ SPLITS = {"train": 60, "val": 6}  # scenes
 SEEDS = {"train": 11, "val": 12}
 
 
-def camera_calibration(height, width):
+def camera_calibration(height, width, yaws_deg=CAMERA_YAWS_DEG, hfov_deg=HFOV_DEG):
     """Per camera: cam2img (3x3), cam2ego (4x4). Pinhole, focal from the horizontal field of view."""
-    f = 0.5 * width / np.tan(np.deg2rad(HFOV_DEG) / 2)
+    f = 0.5 * width / np.tan(np.deg2rad(hfov_deg) / 2)
     cam2img = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], np.float64)
     out = []
-    for yaw in np.deg2rad(CAMERA_YAWS_DEG):
+    for yaw in np.deg2rad(yaws_deg):
         z = np.array([np.cos(yaw), np.sin(yaw), 0.0])  # optical axis
         x = np.array([np.sin(yaw), -np.cos(yaw), 0.0])  # image right
         y = np.array([0.0, 0.0, -1.0])  # image down
