@@ -27,3 +27,8 @@ pipeline = dict(
 )
 
 evaluation = dict(thresholds=dict(min_accuracy=0.5, max_drop=0.01))
+
+# 'auto' on CUDA is TF32 (fp32_tf32): on the H100 (2026-11-25, 8 sweeps) one box's yaw moved 0.061 rad on
+# onnx@cuda:0 (a yaw is atan2 of two regressed values; a box whose sin/cos are small turns by more for the same
+# error); centres and sizes stayed within 0.05. The CPU keeps the base's 0.05.
+verification = dict(outputs=dict(boxes_3d=dict(policies=dict(fp32_tf32=dict(yaw_atol=0.1)))))

@@ -68,8 +68,12 @@ verification = dict(
                                  decoder_kwargs=dict(scores='pred_probs'),
                                  min_agreement=0.9999, score_atol=5e-3, margin=1e-3,
                                  policies=dict(fp16=dict(min_agreement=0.999, score_atol=0.02, margin=0.02),
-                                               int8=dict(min_agreement=0.98, score_atol=0.3, margin=0.1)))),
+                                               int8=dict(min_agreement=0.98, score_atol=0.3, margin=0.1),
+                                               fp32_tf32=dict(min_agreement=0.999, score_atol=0.03, margin=0.02)))),
 )
+# fp32_tf32 is what 'auto' means on CUDA (TF32 convolutions, fp16's 10-bit mantissa in their inputs, fp32
+# accumulation): on the H100 (2026-11-25, 8 sweeps) pytorch@cuda:0 was 0.0085 and onnx@cuda:0 0.019 off the CPU
+# reference in probability, all labels agreeing; fp16's label rule and 1.5x the worst measured score error
 
 # fp16: the sensitive ops (precision.py's default) plus the frustum scatters stay fp32. ScatterElements with
 # reduction add/max has no fp16 kernel in ONNX Runtime's CPU EP ("MLFloat16 data type is not supported with

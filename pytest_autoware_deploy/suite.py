@@ -208,7 +208,8 @@ def _verify(state, backend, output, sample_idx, case):
     where = (f"spec {spec.name}, backend {backend} vs {spec.reference_for(backend)}, output '{output}', "
              f"sample {sample_idx}, shape {case.id}")
     with user_errors():
-        result = (run_detection_check(spec, check, reference, actual, backend.policy_name, where) if check
+        result = (run_detection_check(spec, check, reference, actual, backend.policy_name, where,
+                                      state.device_of(backend)) if check
                   else compare_output(reference[output], actual[output], tol, where))
     state.store.add_verification(spec.name, str(backend), output, f"sample{sample_idx}-{case.id}", result.stats,
                                  result.passed, result.message)

@@ -160,7 +160,8 @@ class SpecAgreement:
             where = (f"spec {spec.name}, backend {backend} vs {ref_backend}, output '{name}', "
                      f"sample {sample_idx}")
             detections[name].add(sample_idx, run_detection_check(spec, check, reference, outputs,
-                                                                 backend.policy_name, where))
+                                                                 backend.policy_name, where,
+                                                                 self.state.device_of(backend)))
 
     def verdicts(self, backend) -> dict:
         """output -> Verdict over the samples evaluated so far (the policy's limit)."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 
 from ..errors import SpecError
+from ..policies import effective_policy
 from ..spec.schema import suggest
 from . import detections3d, points, tokens
 from .compare import Comparison
@@ -49,8 +50,14 @@ class DetectionCheck:
     policies: dict
     covers: tuple = field(default=())  # outputs this check compares (e.g. a 3D box list's scores and labels)
 
-    def tolerance_for(self, policy: str):
-        return replace(self.tolerance, **self.policies.get(policy, {}))
+    def tolerance_for(self, policy: str, device: str | None = None):
+        """The tolerance of ``policy`` where it runs: ``auto`` on CUDA is TF32 math (``effective_policy``), so a
+        ``fp32_tf32`` entry applies over an ``auto`` one there; on the CPU ``auto`` is plain fp32."""
+        values = dict(self.policies.get(policy, {}))
+        effective = effective_policy(policy, device)
+        if effective != policy:
+            values.update(self.policies.get(effective, {}))
+        return replace(self.tolerance, **values)
 
 
 def _tolerance_keys(compare) -> tuple:
@@ -153,8 +160,9 @@ def _decode(spec, check, outputs):
 
 
 def run_detection_check(spec, check: DetectionCheck, reference: dict, actual: dict, policy: str,
-                        where: str) -> Comparison:
-    """Decode both backends' outputs the same way and match the detections."""
+                        where: str, device: str | None = None) -> Comparison:
+    """Decode both backends' outputs the same way and match the detections (the tolerance of ``policy`` on
+    ``device``: ``DetectionCheck.tolerance_for``)."""
     refs = _decode(spec, check, reference)
     acts = _decode(spec, check, actual)
-    return DETECTION_COMPARATORS[check.compare][1](refs, acts, check.tolerance_for(policy), where)
+    return DETECTION_COMPARATORS[check.compare][1](refs, acts, check.tolerance_for(policy, device), where)

@@ -14,6 +14,16 @@ sequence in time order) and a ``sequence_check`` dict: ``stage`` (whose outputs 
 this factor from frame 0 to a later frame, even within the tolerance). The host must key its state by the
 ``call_stage`` it is given (a fresh callable starts a fresh sequence). Tolerances are the backend's
 policy's (``tolerance_for``), as ``test_verification``'s.
+
+Ties. A state that is a top-k selection (StreamPETR pushes its ``topk_proposals`` best queries into the
+memory) is not a function of the outputs within a tolerance: where two candidates' scores are closer than
+the tolerance, the backends may keep different ones, in a different order, and from that frame on they carry
+different (equally valid) states; element-wise, that is a failure no deployment can fix. A host declaring
+``selection_margin(stage_outputs) -> (gap, score)`` (the smallest score gap its selection resolved, and the
+score there) lets the check see it: frames from the first one whose *reference* gap is within the tolerance
+on are not compared element-wise but by what the pipeline delivers, the host's final outputs, with the
+spec's detection check (``verification.outputs``, the same matching as end to end, tie-free by
+construction); the report names the frame and the gap. Without such a check the element-wise failure stands.
 """
 
 from __future__ import annotations
@@ -53,8 +63,9 @@ def _ratio(reference, actual, tol: Tolerance) -> float:
     return float(np.max(np.where(finite, np.abs(act - ref) / allowed, 0.0), initial=0.0))
 
 
-def run_sequence(state, backend, frames, stage) -> list[dict]:
-    """The ``stage`` outputs of every frame of one sequence run in order on ``backend``, from a reset."""
+def run_sequence(state, backend, frames, stage, finals=None) -> list[dict]:
+    """The ``stage`` outputs of every frame of one sequence run in order on ``backend``, from a reset (and the
+    host's final outputs per frame appended to ``finals``, when given)."""
     runner = state.runner(backend)
     host = state.host
     recorded = []
@@ -67,7 +78,9 @@ def run_sequence(state, backend, frames, stage) -> list[dict]:
 
     for i in frames:
         n = len(recorded)
-        host.run(state.samples[i]["inputs"], call_stage)
+        final = host.run(state.samples[i]["inputs"], call_stage)
+        if finals is not None:
+            finals.append(final)
         if len(recorded) != n + 1:
             raise InferenceError(f"{state.spec.name}: the host ran stage {stage!r} {len(recorded) - n} times for "
                                  f"sample {i} of a sequence run in order; expected once (its state must be keyed "
@@ -89,9 +102,14 @@ def sequence_failure(state, backend) -> str | None:
         return f"{spec.name}: {spec.cfg['pipeline']['host']}.sequences() found no sequence in the data"
     failures = []
     for s, frames in enumerate(seqs):
-        ref_out = run_sequence(state, reference, frames, cfg["stage"])
-        act_out = run_sequence(state, backend, frames, cfg["stage"])
-        names = cfg["outputs"] or list(ref_out[0])
+        ref_final, act_final = [], []
+        ref_out = run_sequence(state, reference, frames, cfg["stage"], ref_final)
+        act_out = run_sequence(state, backend, frames, cfg["stage"], act_final)
+        tie = _first_tie(host, ref_out, tol)
+        if tie is not None:
+            failures += _final_failures(state, backend, reference, s, frames, tie, ref_final, act_final)
+            ref_out, act_out = ref_out[:tie[0]], act_out[:tie[0]]
+        names = cfg["outputs"] or list(ref_out[0] if ref_out else [])
         for name in names:
             ratios = []
             first_bad = None
@@ -120,3 +138,43 @@ def sequence_failure(state, backend) -> str | None:
                                     f"(max_growth {cfg['max_growth']}), within {tol} so far; error / tolerance per "
                                     f"frame: [{series}]")
     return "\n".join(failures) or None
+
+
+def _first_tie(host, outputs, tol: Tolerance):
+    """``(frame, gap, score)`` of the first frame whose reference selection resolved two candidates closer than
+    the tolerance allows, or None (also for a host without ``selection_margin``)."""
+    margin = getattr(host, "selection_margin", None)
+    if margin is None:
+        return None
+    for k, out in enumerate(outputs):
+        gap, score = margin(out)
+        if gap <= tol.atol + tol.rtol * abs(score):
+            return k, float(gap), float(score)
+    return None
+
+
+def _final_failures(state, backend, reference, s, frames, tie, ref_final, act_final) -> list[str]:
+    """From the tie frame on, the host's final outputs per frame through the spec's detection check(s)."""
+    from .output_checks import output_checks, run_detection_check
+
+    spec = state.spec
+    k0, gap, score = tie
+    head = (f"spec {spec.name}, backend {backend} vs {reference}, sequence {s} (samples {frames[0]}..{frames[-1]}): "
+            f"top-k selection tie at frame {k0} (reference score gap {gap:.3g} at score {score:.3g}, within the "
+            "tolerance): the backends may keep different entries from there on")
+    checks = [c for name, c in output_checks(spec).items() if name in (ref_final[0] if ref_final else {})]
+    if not checks:
+        return [f"{head}, and the spec has no detection check (verification.outputs) of the final outputs "
+                f"{sorted(ref_final[0]) if ref_final else []} to compare them by"]
+    failures = []
+    for check in checks:
+        for k in range(k0, len(frames)):
+            where = f"{head}; final output '{check.name}', frame {k}"
+            result = run_detection_check(spec, check, ref_final[k], act_final[k], backend.policy_name, where,
+                                         state.device_of(backend))
+            state.store.add_verification(spec.name, str(backend), check.name, f"sequence{s}-frame{k}", result.stats,
+                                         result.passed, result.message or where)
+            if not result.passed:
+                failures.append(result.message)
+                break
+    return failures

@@ -22,6 +22,28 @@ def test_bundled_detection_check_and_its_policy_overrides():
     assert int8.max_unmatched == 1 and int8.iou == check.tolerance.iou
 
 
+def test_auto_on_cuda_takes_the_tf32_entry_over_auto_and_only_there():
+    """'auto' on CUDA is TF32 math (policies.effective_policy): a spec's fp32_tf32 entry applies there, layered
+    over its auto entry; on the CPU (or with no device) auto keeps its own."""
+    spec = load_spec(SPEC, cfg_options={"verification.outputs.dets.policies.fp32_tf32": {"score_atol": 0.07},
+                                        "verification.outputs.dets.policies.auto": {"box_atol": 3.0,
+                                                                                    "score_atol": 0.01}})
+    check = output_checks(spec)["dets"]
+    cpu, cuda, plain = check.tolerance_for("auto", "cpu"), check.tolerance_for("auto", "cuda:0"), check.tolerance_for("auto")
+    assert (cpu.score_atol, cpu.box_atol) == (plain.score_atol, plain.box_atol) == (0.01, 3.0)
+    assert (cuda.score_atol, cuda.box_atol) == (0.07, 3.0)
+    assert check.tolerance_for("fp16", "cuda:0") == check.tolerance_for("fp16")  # only auto changes meaning on CUDA
+
+
+@pytest.mark.parametrize("spec_name, key, value", [("frnet", "score_atol", 0.03),
+                                                    ("centerpoint_convnextpc", "yaw_atol", 0.1)])
+def test_bundled_specs_give_tf32_its_measured_room_on_cuda_only(spec_name, key, value):
+    spec = load_spec(SPEC.parent / f"{spec_name}.py")
+    check = next(iter(output_checks(spec).values()))
+    assert getattr(check.tolerance_for("auto", "cuda:0"), key) == value
+    assert getattr(check.tolerance_for("auto", "cpu"), key) == getattr(check.tolerance, key) < value
+
+
 @pytest.mark.parametrize("option, key, text", [
     ({"verification.outputs.dets.iou": 1.5}, "verification.outputs.dets.iou", "0 < iou <= 1"),
     ({"verification.outputs.dets.box_tol": 1}, "verification.outputs.dets.box_tol", "did you mean 'box_atol'"),

@@ -76,6 +76,12 @@ def transform_reference_points(points, pose):
     return points @ pose[:, :3, :3].transpose(-1, -2) + pose[:, None, :3, 3]
 
 
+def _rays(img2lidar, u, v):
+    """``img2lidar[..., :3, :3] @ (u, v, 1)`` for pixel grids ``u, v (h, w)`` -> ``(B, N, h, w, 3)``, elementwise."""
+    m = img2lidar[..., :3, :3][:, :, None, None]  # (B, N, 1, 1, 3, 3)
+    return m[..., 0] * u[..., None] + m[..., 1] * v[..., None] + m[..., 2]
+
+
 def topk_gather(feat, idx):
     """Rows ``idx (B, k, 1)`` of ``feat (B, Q, ...)``."""
     idx = idx.reshape(*idx.shape[:2], *([1] * (feat.dim() - 2))).expand(*idx.shape[:2], *feat.shape[2:])
@@ -243,11 +249,11 @@ class StreamPETRHead(nn.Module):
         bin_size = (self.depth_max - self.depth_start) / (self.depth_num * (1 + self.depth_num))
         ds = self.depth_start + bin_size * idx * (idx + 1)  # linear-increasing depth bins (PETR's LID)
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (h, w)
-        u = gx[:, :, None].expand(feat_h, feat_w, self.depth_num)
-        v = gy[:, :, None].expand(feat_h, feat_w, self.depth_num)
-        d = ds.view(1, 1, -1).expand(feat_h, feat_w, self.depth_num)
-        coords = torch.stack([u * d, v * d, d, torch.ones_like(d)], -1)  # (h, w, D, 4)
-        pts = torch.einsum("bnij,hwdj->bnhwdi", img2lidar, coords)[..., :3]
+        # img2lidar @ (u d, v d, d, 1) = d * ray(u, v) + t, written as products and sums, not a MatMul: a matrix
+        # product runs in TF32 on GPUs (ONNX Runtime's and TensorRT's default), whose 10-bit mantissa moves these
+        # points by centimetres, which inverse_sigmoid magnifies near the range's edges.
+        t = img2lidar[..., :3, 3][:, :, None, None, None, :]  # (B, N, 1, 1, 1, 3)
+        pts = _rays(img2lidar, gx, gy)[:, :, :, :, None, :] * ds.view(1, 1, 1, 1, -1, 1) + t  # (B, N, h, w, D, 3)
         lo, hi = self.pc_range[:3], self.pc_range[3:]
         pts = (pts - lo) / (hi - lo)
         pos = self.position_encoder(inverse_sigmoid(pts).flatten(-2))  # (B, N, h, w, C)
@@ -257,8 +263,7 @@ class StreamPETRHead(nn.Module):
         step_x, step_y = pad_w / feat_w, pad_h / feat_h
         rays = []
         for du, dv in ((0.0, 0.0), (0.5, 0.5)):
-            c = torch.stack([gx + du * step_x, gy + dv * step_y, torch.ones_like(gx), torch.ones_like(gx)], -1)
-            r = torch.einsum("bnij,hwj->bnhwi", img2lidar[..., :3, :3], c[..., :3])
+            r = _rays(img2lidar, gx + du * step_x, gy + dv * step_y)
             rays.append(r / r.norm(dim=-1, keepdim=True).clamp(min=1e-6))
         size = torch.stack([step_x / fx, step_y / fy], -1)[:, :, None, None, :].expand(B, N, feat_h, feat_w, 2)
         cone = torch.cat([rays[0], rays[1], size], -1).reshape(B, N * feat_h * feat_w, 8)
@@ -288,12 +293,13 @@ class StreamPETRHead(nn.Module):
         reference_points = torch.cat([reference_points, temp_ref[:, :p]], 1)
         return tgt, query_pos, reference_points, temp_memory[:, p:], temp_pos[:, p:]
 
-    def forward_head(self, x, pos_embed, cone, mem, dn_reference=None):
+    def forward_head(self, x, pos_embed, cone, mem, dn_reference=None, dn_groups=1):
         """Image features + position embedding + memory (current ego frame) -> cls, boxes, last decoder output.
 
         ``dn_reference (B, E, 3)`` (training only, StreamPETR's query denoising ``prepare_for_dn``): noised
-        ground-truth centres as E extra queries after the learned ones, hidden from the other queries by
-        the self-attention mask. The deployed graphs never pass it."""
+        ground-truth centres as E extra queries after the learned ones, in ``dn_groups`` equal groups; the
+        self-attention mask hides them from the other queries and each group from the others. The deployed
+        graphs never pass it."""
         B, N, C, H, W = x.shape
         memory = x.permute(0, 1, 3, 4, 2).reshape(B, N * H * W, C)
         memory = self.memory_embed(memory)
@@ -308,6 +314,8 @@ class StreamPETRHead(nn.Module):
             attn_mask = torch.zeros(total, total + self.memory_len - self.num_propagated, dtype=torch.bool)
             attn_mask[:Q, Q:Q + E] = True
             attn_mask[Q + E:total, Q:Q + E] = True
+            group = torch.arange(E) // max(1, E // dn_groups)
+            attn_mask[Q:Q + E, Q:Q + E] = group[:, None] != group[None, :]
         query_pos = self.query_embedding(pos2posemb3d(reference_points, self.embed_dims // 2))
         tgt = torch.zeros_like(query_pos)
         tgt, query_pos, reference_points, temp_memory, temp_pos = self.temporal_alignment(

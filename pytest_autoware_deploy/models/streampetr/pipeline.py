@@ -78,6 +78,19 @@ class StreamPETRPipeline:
             self.sequence_check = {**type(self).sequence_check, **sequence_check}
         self._state = weakref.WeakKeyDictionary()  # call_stage -> _Memory
 
+    def selection_margin(self, head_outputs) -> tuple[float, float]:
+        """The memory update's top-k (``update_memory``: queries ranked by their best class score of the last
+        layer, ``topk = len(post_memory) - memory_len`` kept, in order): the smallest gap between neighbours
+        among the first topk + 1 ranked logits, and the logit there. For the sequence verification's ties."""
+        logits = np.asarray(head_outputs["all_cls_scores"], np.float64)[-1, 0].max(-1)
+        k = np.asarray(head_outputs["post_memory_embedding"]).shape[1] - self.memory_len
+        ranked = np.sort(logits)[::-1][:k + 1]
+        if len(ranked) < 2:
+            return float("inf"), 0.0
+        gaps = ranked[:-1] - ranked[1:]
+        i = int(np.argmin(gaps))
+        return float(gaps[i]), float(ranked[i])
+
     def sequences(self, samples):
         """The sequences of ``samples`` (index lists in time order), for the sequence verification."""
         if hasattr(samples, "sequences"):

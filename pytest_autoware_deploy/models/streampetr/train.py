@@ -15,6 +15,7 @@ StreamPETR's Hungarian matching (which needs many epochs to converge). Images ar
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -22,13 +23,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..transfusion_lidar.train import greedy_assign
 from .dataset import StreamPETRSamples
-from .model import build_model, memory_to_ego
+from .model import build_model, memory_to_ego, nerf_positional_encoding, pos2posemb3d
 
 DEMO = dict(num_classes=3, num_cameras=5, img_size=[64, 112], backbone_channels=[16, 32, 64], stem=16,
             backbone_strides=[2, 2, 1], embed_dims=64, num_query=64, memory_len=128, topk_proposals=32, num_propagated=32, num_layers=2, num_heads=4,
             ffn_dims=128, depth_num=16, depth_start=1.0, depth_max=30.0, pc_range=[-20.0, -20.0, -2.0, 20.0, 20.0, 4.0])
 CLASSES = ["car", "bicycle", "pedestrian"]
+CHECKPOINT = Path(__file__).parent / "checkpoints" / "streampetr_demo.pth"
+DEMO_HOST = dict(memory_len=128, embed_dims=64, pc_range=DEMO["pc_range"], max_num=60, score_threshold=0.1,
+                 nms_radius=1.0, post_max_size=60)
 
 
 def _frame_tensors(inputs, origin_inv, t0):
@@ -38,6 +43,100 @@ def _frame_tensors(inputs, origin_inv, t0):
                 img2lidar=torch.from_numpy(img2lidar), pose=torch.from_numpy(pose[None].astype(np.float32)),
                 pose_inv=torch.from_numpy(np.linalg.inv(pose)[None].astype(np.float32)),
                 t=float(inputs["timestamp"][0]) - t0)
+
+
+class AuxHead(torch.nn.Module):
+    """Training-only 2D auxiliary head on the image features (StreamPETR's ``img_roi_head`` / FocalHead, reduced to
+    what matters here): per feature cell, a class heatmap of the projected 3D box centres and their depth. It teaches
+    the backbone where objects are and how far, which the decoder's cross-attention then only has to look up; not
+    part of the deployed model (its weights are not saved)."""
+
+    def __init__(self, channels, num_classes):
+        super().__init__()
+        self.cls = torch.nn.Sequential(torch.nn.Conv2d(channels, channels, 3, padding=1), torch.nn.ReLU(),
+                                       torch.nn.Conv2d(channels, num_classes, 1))
+        self.depth = torch.nn.Sequential(torch.nn.Conv2d(channels, channels, 3, padding=1), torch.nn.ReLU(),
+                                         torch.nn.Conv2d(channels, 1, 1))
+        torch.nn.init.constant_(self.cls[-1].bias, -2.19)
+
+    def loss(self, feats, lidar2img, gt_code, gt_labels, img_hw):
+        """feats (1, N, C, h, w); lidar2img (1, N, 4, 4); box centres projected into every camera."""
+        x = feats[0]
+        N, C, h, w = x.shape
+        cls, depth = self.cls(x), self.depth(x)[:, 0]
+        target = torch.zeros_like(cls)
+        loss_depth, n = 0.0, 0
+        if len(gt_labels):
+            centre = torch.cat([gt_code[:, :3], torch.ones(len(gt_code), 1)], 1)
+            uvd = torch.einsum("nij,gj->ngi", lidar2img[0].double(), centre.double()).float()  # (N, G, 4)
+            d = uvd[..., 2]
+            col = (uvd[..., 0] / d.clamp(min=1e-3) * w / img_hw[1]).floor().long()
+            row = (uvd[..., 1] / d.clamp(min=1e-3) * h / img_hw[0]).floor().long()
+            ok = (d > 0.5) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
+            cam, g = ok.nonzero(as_tuple=True)
+            target[cam, gt_labels[g], row[cam, g], col[cam, g]] = 1.0
+            if len(cam):
+                loss_depth = (depth[cam, row[cam, g], col[cam, g]] - d[cam, g] / 10.0).abs().sum()
+                n = len(cam)
+        return (focal_loss(cls, target) + loss_depth) / max(1, n)
+
+
+def align_geometry(model, inputs, steps=300, lr=3e-3, batch=256, seed=0, log=print):
+    """Warm start of the decoder's geometry (before the detection training): for random 3D points, the query
+    position embedding of the point (``query_embedding`` -> ``ego_pose_pe``) should attend, in every decoder
+    layer's cross-attention (``in_proj`` q/k, per head), to the image cells whose ray passes through it (the
+    cells it projects into, from ``position_encoder``'s ``pos_embed``). A DETR-style head otherwise has to
+    discover that correspondence from box losses alone, which a CPU budget of minutes does not allow; here it
+    is a classification over the feature cells that converges in seconds. Returns the last top-1 hit rate."""
+    head = model.pts_bbox_head
+    gen = torch.Generator().manual_seed(seed)
+    lidar2img = torch.from_numpy(inputs["lidar2img"][0].astype(np.float64))
+    img2lidar = torch.from_numpy(np.linalg.inv(inputs["lidar2img"].astype(np.float64)).astype(np.float32))
+    H, W = inputs["img"].shape[-2:]
+    fh, fw, N = model.feat_h, model.feat_w, lidar2img.shape[0]
+    lo, hi = head.pc_range[:3], head.pc_range[3:]
+    params = [*head.position_encoder.parameters(), *head.query_embedding.parameters(), *head.ego_pose_pe.parameters(),
+              *[lay.attentions[1]["attn"].in_proj_weight for lay in head.transformer.decoder.layers],
+              *[lay.attentions[1]["attn"].in_proj_bias for lay in head.transformer.decoder.layers]]
+    opt = torch.optim.Adam(params, lr=lr)
+    hit = 0.0
+    for step in range(steps):
+        r = torch.rand(batch * 2, 1, generator=gen) * (hi[0] - 3.0) + 3.0
+        a = torch.rand(batch * 2, 1, generator=gen) * 2 * math.pi
+        z = torch.rand(batch * 2, 1, generator=gen) * 2.0
+        pts = torch.cat([r * torch.cos(a), r * torch.sin(a), z], 1)
+        uvd = torch.einsum("nij,pj->pni", lidar2img, torch.cat([pts, torch.ones(len(pts), 1)], 1).double())
+        d = uvd[..., 2]
+        col = (uvd[..., 0] / d.clamp(min=1e-3) * fw / W).floor()
+        row = (uvd[..., 1] / d.clamp(min=1e-3) * fh / H).floor()
+        ok = (d > 0.5) & (col >= 0) & (col < fw) & (row >= 0) & (row < fh)  # (P, N)
+        keep = ok.any(1).nonzero()[:batch, 0]
+        pts, ok, row, col = pts[keep], ok[keep], row[keep].long(), col[keep].long()
+        target = torch.zeros(len(pts), N, fh, fw)
+        p_idx, n_idx = ok.nonzero(as_tuple=True)
+        target[p_idx, n_idx, row[p_idx, n_idx], col[p_idx, n_idx]] = 1.0
+        target = (target / target.sum((1, 2, 3), keepdim=True)).flatten(1)
+        pos, _ = model.position_embedding(torch.tensor([H, W, 3.0]), torch.from_numpy(inputs["intrinsics"]), img2lidar)
+        q = head.query_embedding(pos2posemb3d(((pts - lo) / (hi - lo))[None], head.embed_dims // 2))
+        eye = torch.eye(4)[:3].flatten().view(1, 1, 12).expand(1, len(pts), 12)
+        q = head.ego_pose_pe(q, nerf_positional_encoding(torch.cat([torch.zeros(1, len(pts), 3), eye], -1)))
+        loss = 0.0
+        for lay in head.transformer.decoder.layers:
+            attn = lay.attentions[1]["attn"]
+            E, nh = attn.embed_dim, attn.num_heads
+            wq, wk = attn.in_proj_weight[:E], attn.in_proj_weight[E:2 * E]
+            bq, bk = attn.in_proj_bias[:E], attn.in_proj_bias[E:2 * E]
+            qh = (q[0] @ wq.T + bq).view(len(pts), nh, -1).transpose(0, 1)  # (heads, P, dh)
+            kh = (pos[0] @ wk.T + bk).view(pos.shape[1], nh, -1).transpose(0, 1)  # (heads, cells, dh)
+            logits = qh @ kh.transpose(1, 2) / math.sqrt(qh.shape[-1])
+            loss = loss - (target[None] * logits.log_softmax(-1)).sum(-1).mean()
+            hit = float((target.gather(1, logits.mean(0).argmax(-1, keepdim=True)) > 0).float().mean())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 100 == 0 or step == steps - 1:
+            log(f"geometry warm start {step}/{steps}: loss {loss.item():.3f}, top-1 cell hit rate {hit:.2f}")
+    return hit
 
 
 def _targets(target, num_classes):
@@ -51,57 +150,90 @@ def _targets(target, num_classes):
     return torch.from_numpy(code), torch.from_numpy(target["labels"])
 
 
-def frame_loss(cls, bbox, ref_xy, gt_code, gt_labels, num_classes, radius):
-    """Focal + L1; cls (L, 1, Q, C), bbox (L, 1, Q, 10), ref_xy (Q, 2) metres. One-to-one greedy matching on
-    the last layer's predictions (centre distance / radius + the class cost), every ground truth matched."""
+BOX_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2)  # StreamPETR's code_weights
+CLS_WEIGHT, BBOX_WEIGHT = 2.0, 0.25  # StreamPETR's loss_cls / loss_bbox weights
+
+
+def set_loss(cls, bbox, target_cls, assigned, gt_code):
+    """Focal loss on every query's classes + L1 on the assigned queries' box codes, StreamPETR's weights, every
+    decoder layer; normalised by the positives. ``assigned (Q,)``: the ground truth of each query or -1."""
+    pos = assigned >= 0
+    n = max(1, int(pos.sum()))
+    w = torch.tensor(BOX_WEIGHTS)
+    loss = 0.0
+    for lvl in range(cls.shape[0]):
+        loss = loss + CLS_WEIGHT * focal_loss(cls[lvl, 0], target_cls) / n
+        if pos.any():
+            loss = loss + BBOX_WEIGHT * (w * (bbox[lvl, 0][pos] - gt_code[assigned[pos]]).abs()).sum() / n
+    return loss
+
+
+def frame_loss(cls, bbox, gt_code, gt_labels, num_classes, radius):
+    """cls (L, 1, Q, C), bbox (L, 1, Q, 10): one-to-one matching on the last layer (BEV centre distance / radius
+    minus the class probability, StreamPETR's HungarianAssigner3D costs, solved greedily), then ``set_loss``."""
     Q = cls.shape[2]
     target_cls = torch.zeros(Q, num_classes)
     assigned = torch.full((Q,), -1, dtype=torch.long)
     if len(gt_labels):
         with torch.no_grad():
-            pred_xy = bbox[-1, 0, :, :2]
             prob = cls[-1, 0].sigmoid()[:, gt_labels].T  # (G, Q)
-            cost = torch.cdist(gt_code[:, :2], pred_xy) / radius - prob
-            cost = cost + 0.1 * torch.cdist(gt_code[:, :2], ref_xy) / radius
-            taken_g = torch.zeros(len(gt_labels), dtype=torch.bool)
-            for flat in torch.argsort(cost.flatten()):
-                g, q = int(flat) // Q, int(flat) % Q
-                if taken_g[g] or assigned[q] >= 0:
-                    continue
-                assigned[q], taken_g[g] = g, True
-                target_cls[q, gt_labels[g]] = 1.0
-                if taken_g.all():
-                    break
-    pos = assigned >= 0
-    loss = 0.0
-    weights = torch.tensor([1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.2, 0.2])
-    for lvl in range(cls.shape[0]):
-        loss = loss + torchvision_focal(cls[lvl, 0], target_cls) / max(1, int(pos.sum()))
-        if pos.any():
-            loss = loss + (weights * (bbox[lvl, 0][pos] - gt_code[assigned[pos]]).abs()).sum() / int(pos.sum())
-    return loss
+            cost = torch.cdist(gt_code[:, :2], bbox[-1, 0, :, :2]) / radius - prob
+        for q, g in greedy_assign(cost.T.numpy()):
+            assigned[q] = g
+        pos = assigned >= 0
+        target_cls[pos, gt_labels[assigned[pos]]] = 1.0
+    return set_loss(cls, bbox, target_cls, assigned, gt_code)
 
 
-def dn_loss(cls, bbox, gt_code, gt_labels, num_classes):
-    """Denoising queries: query i reconstructs ground truth i (class and box)."""
-    G = len(gt_labels)
-    target = F.one_hot(gt_labels, num_classes).float()
-    weights = torch.tensor([1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.2, 0.2])
-    loss = 0.0
-    for lvl in range(cls.shape[0]):
-        loss = loss + torchvision_focal(cls[lvl, 0], target) / G
-        loss = loss + (weights * (bbox[lvl, 0] - gt_code).abs()).sum() / G
-    return loss
+def dn_queries(gt_code, groups, min_noise, split, generator=None):
+    """StreamPETR's ``prepare_for_dn``: ``groups`` copies of the ground-truth centres, each moved by up to its
+    half size (at least ``min_noise`` metres) per axis; a copy moved by more than ``split`` of that (norm of the
+    relative offsets) is a negative (background, no box). Returns centres (groups*G, 3), gt index (-1 = negative)."""
+    G = len(gt_code)
+    half = torch.maximum(torch.exp(gt_code[:, 3:6]) / 2, torch.tensor(float(min_noise)))
+    rel = torch.rand(groups, G, 3, generator=generator) * 2 - 1
+    centre = (gt_code[None, :, :3] + rel * half[None]).reshape(-1, 3)
+    idx = torch.arange(G).repeat(groups)
+    idx[rel.reshape(-1, 3).norm(dim=1) > split] = -1
+    return centre, idx
 
 
-def torchvision_focal(logits, targets, alpha=0.25, gamma=2.0):
+def focal_loss(logits, targets, alpha=0.25, gamma=2.0):
     p = logits.sigmoid()
     ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     pt = p * targets + (1 - p) * (1 - targets)
     return (ce * (1 - pt) ** gamma * (alpha * targets + (1 - alpha) * (1 - targets))).sum()
 
 
-def train(data, out, epochs=10, lr=2e-3, seed=0, radius=4.0, dn_noise=1.0, log=print):
+def evaluate(model, info_pkl, host_kwargs=None) -> dict:
+    """The demo's detection metrics (``Detection3DEvaluator``) of ``model`` in PyTorch through the deployed host
+    (``pipeline.StreamPETRPipeline``: memory carried, reset per scene) over an info file."""
+    from ...evaluate.detection3d import Detection3DEvaluator
+    from .pipeline import MEMORY, StreamPETRPipeline
+
+    host = StreamPETRPipeline(**(host_kwargs or DEMO_HOST))
+    model.eval()
+    stages = {"extract_img_feat": (model.extract_img_feat, ["img_feats"]),
+              "position_embedding": (model.position_embedding, ["pos_embed", "cone"]),
+              "pts_head_memory": (model.pts_head_memory, ["all_cls_scores", "all_bbox_preds"]
+                                  + [f"post_memory_{k}" for k in MEMORY])}
+
+    def call(name, feed):
+        module, names = stages[name]
+        with torch.no_grad():
+            out = module(*[torch.from_numpy(np.asarray(v)) for v in feed.values()])
+        return {k: v.numpy() for k, v in zip(names, out if isinstance(out, tuple) else (out,))}
+
+    samples = StreamPETRSamples(info_pkl, classes=CLASSES)
+    ev = Detection3DEvaluator(CLASSES)
+    for i in range(len(samples)):
+        s = samples[i]
+        ev.update(host.run(s["inputs"], call), s["target"])
+    return ev.compute()
+
+
+def train(data, out, epochs=10, lr=2e-3, seed=0, radius=4.0, dn_groups=4, dn_min_noise=1.0, dn_split=0.75,
+          aux_weight=1.0, align_steps=300, log=print, val=None):
     torch.manual_seed(seed)
     torch.set_num_threads(1)
     samples = StreamPETRSamples(Path(data) / "info_train.pkl", classes=CLASSES)
@@ -114,7 +246,11 @@ def train(data, out, epochs=10, lr=2e-3, seed=0, radius=4.0, dn_noise=1.0, log=p
              .float() + 0.5) / side
         head.reference_points.weight[:, :2] = g + (torch.rand(n, 2) - 0.5) * 0.5 / side
         head.reference_points.weight[:, 2] = 0.3
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    if align_steps:
+        align_geometry(model, samples[0]["inputs"], steps=align_steps, log=log)
+    aux = AuxHead(head.embed_dims, head.num_classes) if aux_weight else None
+    params = list(model.parameters()) + (list(aux.parameters()) if aux else [])
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     seqs = samples.sequences()
     total = epochs * len(samples)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.1)
@@ -123,7 +259,8 @@ def train(data, out, epochs=10, lr=2e-3, seed=0, radius=4.0, dn_noise=1.0, log=p
     start = time.time()
     lo, hi = head.pc_range[:3], head.pc_range[3:]
     for epoch in range(epochs):
-        losses = []
+        model.train()
+        losses, match_losses, dn_losses = [], [], []
         for s in rng.permutation(len(seqs)):
             frames = seqs[s]
             mem = model.empty_memory()
@@ -142,24 +279,28 @@ def train(data, out, epochs=10, lr=2e-3, seed=0, radius=4.0, dn_noise=1.0, log=p
                 mem["timestamp"] = (mem_ts + ft["t"]).float()
                 m_ego = memory_to_ego(mem, ft["pose_inv"], head.memory_len)
                 gt_code, gt_labels = _targets(smp["target"], head.num_classes)
-                G, Q = len(gt_labels), head.num_query
-                dn = None
-                if G:  # query denoising: GT centres moved up to dn_noise metres, each must give back its box
-                    centre = gt_code[:, :3] + torch.cat([(torch.rand(G, 2) * 2 - 1) * dn_noise, torch.zeros(G, 1)], 1)
-                    dn = ((centre - lo) / (hi - lo)).clamp(0.01, 0.99).unsqueeze(0)
-                cls, bbox, outs_dec = head.forward_head(feats, pos, cone, m_ego, dn_reference=dn)
-                keep = torch.cat([torch.arange(Q), torch.arange(Q + G, cls.shape[2])])
-                ref = torch.cat([head.reference_points.weight, ((m_ego["reference_point"][0, :head.num_propagated] - lo)
-                                                                / (hi - lo))], 0)
-                ref_xy = (ref[:, :2].clamp(0, 1) * (hi - lo)[:2] + lo[:2]).detach()
-                loss = frame_loss(cls[:, :, keep], bbox[:, :, keep], ref_xy, gt_code, gt_labels, head.num_classes,
-                                  radius)
-                if G:
-                    loss = loss + dn_loss(cls[:, :, Q:Q + G], bbox[:, :, Q:Q + G], gt_code, gt_labels, head.num_classes)
+                Q = head.num_query
+                dn, E = None, 0
+                if len(gt_labels):
+                    centre, dn_gt = dn_queries(gt_code, dn_groups, dn_min_noise, dn_split)
+                    dn, E = ((centre - lo) / (hi - lo)).clamp(0.01, 0.99).unsqueeze(0), len(dn_gt)
+                cls, bbox, outs_dec = head.forward_head(feats, pos, cone, m_ego, dn_reference=dn, dn_groups=dn_groups)
+                keep = torch.cat([torch.arange(Q), torch.arange(Q + E, cls.shape[2])])
+                loss = frame_loss(cls[:, :, keep], bbox[:, :, keep], gt_code, gt_labels, head.num_classes, radius)
+                match_losses.append(loss.item())
+                if aux is not None:
+                    loss = loss + aux_weight * aux.loss(feats, torch.from_numpy(smp["inputs"]["lidar2img"]), gt_code,
+                                                        gt_labels, ft["img"].shape[-2:])
+                if E:
+                    target = torch.zeros(E, head.num_classes)
+                    target[dn_gt >= 0, gt_labels[dn_gt[dn_gt >= 0]]] = 1.0
+                    dl = set_loss(cls[:, :, Q:Q + E], bbox[:, :, Q:Q + E], target, dn_gt, gt_code)
+                    dn_losses.append(dl.item())
+                    loss = loss + dl
                 cls, bbox, outs_dec = cls[:, :, keep], bbox[:, :, keep], outs_dec[:, :, keep]
                 opt.zero_grad()
                 loss.backward()  # the memory is detached between frames: one step per frame (streaming training)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+                torch.nn.utils.clip_grad_norm_(params, 10.0)
                 opt.step()
                 sched.step()
                 losses.append(loss.item())
@@ -167,7 +308,14 @@ def train(data, out, epochs=10, lr=2e-3, seed=0, radius=4.0, dn_noise=1.0, log=p
                 mem = {k: v.detach()[:, :head.memory_len] for k, v in
                        zip(("embedding", "reference_point", "timestamp", "egopose", "velo"), post)}
                 mem_ts = mem["timestamp"].double() - ft["t"]
-        log(f"epoch {epoch + 1}/{epochs}: loss {np.mean(losses):.4f} ({time.time() - start:.0f} s)")
+        msg = (f"epoch {epoch + 1}/{epochs}: loss {np.mean(losses):.4f} (matched queries {np.mean(match_losses):.3f}, "
+               f"denoising {np.mean(dn_losses):.3f}; {time.time() - start:.0f} s)")
+        if val:
+            r = evaluate(model, val)
+            msg += f", val mAP {r['mAP']:.4f} (" + ", ".join(
+                f"AP@{t:g}m {np.mean([d[f'AP@{t:g}m'] for d in r['per_class_detail'].values() if d]):.3f}"
+                for t in (0.5, 1, 2, 4)) + ")"
+        log(msg)
     model.eval()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -181,11 +329,15 @@ def train(data, out, epochs=10, lr=2e-3, seed=0, radius=4.0, dn_noise=1.0, log=p
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="data/synthetic/streampetr")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "checkpoints" / "streampetr_demo.pth"))
+    ap.add_argument("--out", default=str(CHECKPOINT))
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--aux-weight", type=float, default=1.0, help="2D auxiliary loss weight (0: none)")
+    ap.add_argument("--align-steps", type=int, default=300, help="geometry warm-start steps (0: none)")
+    ap.add_argument("--val", default=None, help="an info file evaluated (mAP) after every epoch")
     args = ap.parse_args(argv)
-    print(train(args.data, args.out, epochs=args.epochs, lr=args.lr, log=lambda m: print(m, flush=True)))
+    print(train(args.data, args.out, epochs=args.epochs, lr=args.lr, aux_weight=args.aux_weight, align_steps=args.align_steps,
+                val=args.val, log=lambda m: print(m, flush=True)))
 
 
 if __name__ == "__main__":

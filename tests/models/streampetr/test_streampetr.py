@@ -196,6 +196,8 @@ def test_sequence_verification_catches_drift_that_frame_zero_hides(split, model,
     monkeypatch.setattr(precision, "tolerance_for", lambda *a: dict(atol=1e-3, rtol=1e-3))
     samples = StreamPETRSamples(split)
     host = _host(sequence_check=dict(frames=4, sequences=2))
+    # the random model's scores are near-tied (see the tie test): compare element-wise throughout here
+    monkeypatch.setattr(host, "selection_margin", lambda outputs: (float("inf"), 0.0))
     state = _State(host, samples, {"pytorch": torch_caller(model), "onnx": _drifting(model, rate)})
     failure = sequence_failure(state, _Backend("onnx"))
     if not fails:
@@ -212,6 +214,68 @@ def test_sequence_verification_catches_drift_that_frame_zero_hides(split, model,
     assert len(frame0) == 2 * 5 and all(r[5] for r in frame0)  # every frame 0 agrees: only the sequence shows it
 
 
+BOXES_CHECK = dict(compare="detections3d", covers=["scores", "labels"],
+                   decoder="pytest_autoware_deploy.verify.detections3d:detections_from_outputs",
+                   match_dist=1.0, center_atol=0.05, size_atol=0.05, yaw_atol=0.05, score_atol=0.02, max_unmatched=0,
+                   min_score=0.0)
+
+
+def _shifted(model, metres):
+    """A backend whose boxes come out ``metres`` off in x: a real difference in what the pipeline delivers."""
+    base = torch_caller(model)
+
+    def call_stage(name, feed):
+        out = base(name, feed)
+        if name == "pts_head_memory":
+            out = dict(out, all_bbox_preds=out["all_bbox_preds"] + np.float32([metres] + [0] * 9))
+        return out
+    return call_stage
+
+
+def test_selection_margin_is_the_smallest_gap_the_memory_top_k_resolved():
+    host = _host()
+    k, m = 3, TINY["memory_len"]
+    cls = np.full((1, 1, 6, 2), -9.0, np.float32)
+    cls[0, 0, :, 1] = [5.0, 1.0, 4.0, 0.5, 0.45, -1.0]  # ranked 5, 4, 1, 0.5 | 0.45, -1: top-3 + the next
+    outputs = {"all_cls_scores": cls, "post_memory_embedding": np.zeros((1, m + k, 4), np.float32)}
+    assert host.selection_margin(outputs) == pytest.approx((0.5, 1.0))  # 1 vs 0.5; 0.5 vs 0.45 is not resolved
+    outputs["post_memory_embedding"] = np.zeros((1, m + 4, 4), np.float32)
+    assert host.selection_margin(outputs) == pytest.approx((0.05, 0.5))
+
+
+@pytest.mark.parametrize("actual, detections, expect", [
+    ("same", True, None),
+    ("shifted", True, "final output 'boxes_3d'"),
+    ("same", False, "has no detection check"),
+])
+def test_a_top_k_tie_hands_the_sequence_to_the_detection_check(split, model, monkeypatch, actual, detections,
+                                                               expect):
+    """The random model's memory top-k is tied (its logits are closer than the tolerance): element-wise, the
+    backends may diverge legitimately from that frame; what they deliver is compared instead."""
+    from pytest_autoware_deploy.export import precision
+    from pytest_autoware_deploy.verify.sequence import _first_tie, run_sequence
+
+    monkeypatch.setattr(precision, "tolerance_for", lambda *a: dict(atol=1e-3, rtol=1e-3))
+    samples = StreamPETRSamples(split)
+    host = _host(sequence_check=dict(frames=4, sequences=1))
+    callers = {"pytorch": torch_caller(model), "onnx": torch_caller(model) if actual == "same" else _shifted(model, 0.5)}
+    state = _State(host, samples, callers)
+    state.spec.cfg["verification"] = {"outputs": {"boxes_3d": BOXES_CHECK} if detections else {}}
+    state.spec.output_names, state.spec.file, state.spec.dir = ["boxes_3d", "scores", "labels"], "tiny.py", "."
+    frames = host.sequences(samples)[0][:4]
+    tie = _first_tie(host, run_sequence(state, "pytorch", frames, "pts_head_memory"), Tolerance(1e-3, 1e-3))
+    assert tie is not None, "the random model was expected to tie its memory selection"
+    failure = sequence_failure(state, _Backend("onnx"))
+    if expect is None:
+        assert failure is None
+        finals = [r for r in state.records if r[2] == "boxes_3d"]
+        assert [r[3] for r in finals] == [f"sequence0-frame{k}" for k in range(tie[0], 4)] and all(r[5] for r in finals)
+        assert not [r for r in state.records if r[2].startswith("pts_head_memory") and
+                    int(r[3].rpartition("frame")[2]) >= tie[0]]  # nothing element-wise past the tie
+        return
+    assert f"top-k selection tie at frame {tie[0]}" in failure and expect in failure
+
+
 class _Backend:
     def __init__(self, name):
         self.name, self.policy_name = name, "auto"
@@ -222,3 +286,53 @@ class _Backend:
 
 def test_tolerance_is_the_allclose_rule():
     assert str(Tolerance(1e-3, 1e-3)) == "atol=0.001, rtol=0.001"
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(-1e4, 1e4, allow_nan=False, allow_subnormal=False, width=32))
+def test_tf32_rounding_keeps_ten_mantissa_bits(x):
+    from pytest_autoware_deploy.verify.tf32_emulation import tf32_round
+
+    t = torch.tensor([x], dtype=torch.float32)
+    r = tf32_round(t)
+    assert (r.view(torch.int32) & 0x1FFF).item() == 0  # the 13 low mantissa bits are gone
+    assert abs(r.item() - x) <= abs(x) * 2.0 ** -11 + 1e-45  # half a TF32 ulp
+
+
+def test_position_embedding_holds_under_tf32_where_a_matmul_form_did_not(split):
+    """The H100 measured pos_embed 0.133 off under ONNX Runtime's TF32: img2lidar @ (u d, v d, d, 1) as a MatMul
+    rounds pixel x depth products of ~3000 to 10 bits, inverse_sigmoid magnifies it near the range edges. The
+    graph writes that product element-wise (no MatMul on the coordinates): under emulated TF32 only the encoder
+    MLP's products round, within the fp32_tf32 tolerance (5e-3); the MatMul form, emulated, breaks it."""
+    from pytest_autoware_deploy.models.streampetr.model import inverse_sigmoid
+    from pytest_autoware_deploy.policies import DEFAULT_TOLERANCES
+    from pytest_autoware_deploy.verify.tf32_emulation import EmulateTF32
+
+    from pytest_autoware_deploy.models.streampetr.train import CHECKPOINT, DEMO
+
+    atol = DEFAULT_TOLERANCES["fp32_tf32"]["atol"]
+    model = build_model(**DEMO)
+    model.load_state_dict({k: v.float() for k, v in torch.load(CHECKPOINT).items()})
+    head = model.pts_bbox_head
+    inputs = StreamPETRSamples(split)[0]["inputs"]
+    img2lidar = torch.from_numpy(np.linalg.inv(inputs["lidar2img"].astype(np.float64)).astype(np.float32))
+    args = (torch.tensor([64.0, 112.0, 3.0]), torch.from_numpy(inputs["intrinsics"]), img2lidar)
+
+    def matmul_form():
+        fh, fw, D = model.feat_h, model.feat_w, head.depth_num
+        gy, gx = torch.meshgrid((torch.arange(fh) + 0.5) * 64 / fh, (torch.arange(fw) + 0.5) * 112 / fw, indexing="ij")
+        i = torch.arange(D, dtype=torch.float32)
+        d = (head.depth_start + (head.depth_max - head.depth_start) / (D * (1 + D)) * i * (i + 1)).expand(fh, fw, D)
+        coords = torch.stack([gx[..., None] * d, gy[..., None] * d, d, torch.ones_like(d)], -1)
+        pts = torch.einsum("bnij,hwdj->bnhwdi", img2lidar, coords)[..., :3]
+        lo, hi = head.pc_range[:3], head.pc_range[3:]
+        return head.position_encoder(inverse_sigmoid((pts - lo) / (hi - lo)).flatten(-2)).flatten(1, 3)
+
+    with torch.no_grad():
+        fp32 = model.position_embedding(*args)[0]
+        with EmulateTF32():
+            tf32 = model.position_embedding(*args)[0]
+        np.testing.assert_allclose(matmul_form(), fp32, atol=1e-4)  # the same maths in fp32
+        with EmulateTF32():
+            tf32_matmul = matmul_form()
+    assert (tf32 - fp32).abs().max() < atol < (tf32_matmul - fp32).abs().max()
