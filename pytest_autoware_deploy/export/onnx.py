@@ -74,6 +74,7 @@ def export_onnx(spec, model, example_inputs, rebuild=False) -> OnnxArtifact:
     def build(tmp: Path):
         with status(f"exporting {spec.name} to ONNX (opset {ocfg['opset_version']})"):
             meta["warnings"] = _torch_export(model, example_inputs, tmp, ocfg, export_device(spec))
+        check_exported_inputs(tmp, ocfg["input_names"], spec.name)
         meta.update(finish_graph(tmp, ocfg, f"{spec.name}"))  # onnx_config.simplify / .metadata (onnx_finish.py)
 
     path, built = cache.get_or_build("onnx", key, "model.onnx", build, meta=meta, rebuild=rebuild)
@@ -101,6 +102,22 @@ def _torch_export(model, example_inputs, path, ocfg, device="cpu") -> list[dict]
             keep_initializers_as_inputs=ocfg["keep_initializers_as_inputs"], dynamo=ocfg["dynamo"],
         )
     return exporter_warnings(caught)
+
+
+def check_exported_inputs(path, input_names, what) -> None:
+    """Fail the export when the graph's inputs are not ``onnx_config.input_names``, in order. The exporter drops
+    an input the traced forward never used (e.g. a KV cache passed under a keyword the model ignores), and a
+    graph without it would only fail later, at the first feed, with a backend's "invalid input name"."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+    got = [i.name for i in graph.input if i.name not in inits]
+    if got != list(input_names):
+        missing = [n for n in input_names if n not in got]
+        raise ArtifactError(
+            f"ONNX export of {what}: graph inputs {got} != onnx_config.input_names {list(input_names)}"
+            + (f"; dropped by the exporter (unused by the traced forward): {missing}" if missing else ""))
 
 
 def exporter_warnings(caught) -> list[dict]:

@@ -309,3 +309,21 @@ def test_written_metadata_reads_back_exactly(props, version, doc):
         assert have["kept"] == "old"
     for k, v in props.items():
         assert (have[k] if isinstance(v, str) else json.loads(have[k])) == v
+
+
+class _IgnoresMask(torch.nn.Module):
+    def forward(self, image, mask):
+        return image * 2
+
+
+def test_an_input_the_exporter_drops_fails_the_export_naming_it(tmp_path):
+    from pytest_autoware_deploy.errors import ArtifactError
+    from pytest_autoware_deploy.export.onnx import check_exported_inputs
+
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(_IgnoresMask(), (torch.ones(1, 3), torch.ones(1, 3)), str(path), input_names=["image", "mask"],
+                      output_names=["out"], dynamo=False)
+    with pytest.raises(ArtifactError, match=r"ONNX export of tiny: graph inputs \['image'\] != onnx_config.input_names "
+                                            r"\['image', 'mask'\]; dropped by the exporter .*\['mask'\]"):
+        check_exported_inputs(path, ["image", "mask"], "tiny")
+    check_exported_inputs(path, ["image"], "tiny")

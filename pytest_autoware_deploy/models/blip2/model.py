@@ -21,6 +21,8 @@ right-padded, which a causal LM cannot see).
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 from transformers import Blip2Config, Blip2ForConditionalGeneration, DynamicCache
@@ -49,6 +51,18 @@ def blip2_config(vision_config=None, qformer_config=None, text_config=None, num_
     for sub in (cfg, cfg.vision_config, cfg.qformer_config, cfg.text_config):
         sub._attn_implementation = "eager"
     return cfg
+
+
+def cache_keyword(language_model) -> str:
+    """The keyword the language model's ``forward`` takes its KV cache under: ``cache`` (transformers >= 5.2x) or
+    ``past_key_values`` (older 5.x and 4.x). Passing the other one lands in ``**kwargs`` and is ignored, so the
+    model runs with an empty cache: the decode stage's KV inputs are unused and the exporter drops them."""
+    params = inspect.signature(language_model.forward).parameters
+    for name in ("cache", "past_key_values"):
+        if name in params:
+            return name
+    raise TypeError(f"{type(language_model).__name__}.forward takes neither 'cache' nor 'past_key_values' "
+                    f"(parameters: {list(params)}): cannot pass BLIP-2's KV cache explicitly")
 
 
 def _cache_from(past, config):
@@ -93,8 +107,8 @@ class LMPrefill(nn.Module):
     def forward(self, language_model_inputs, input_ids):
         embeds = self.language_model.get_input_embeddings()(input_ids)
         embeds = torch.cat([language_model_inputs.to(embeds.dtype), embeds], dim=1)
-        out = self.language_model(inputs_embeds=embeds, cache=DynamicCache(config=self.language_model.config),
-                                  use_cache=True, return_dict=True)
+        cache = {cache_keyword(self.language_model): DynamicCache(config=self.language_model.config)}
+        out = self.language_model(inputs_embeds=embeds, use_cache=True, return_dict=True, **cache)
         return (out.logits, *_flat_cache(out.past_key_values))
 
 
@@ -106,8 +120,8 @@ class LMDecode(nn.Module):
         self.language_model = blip2.language_model
 
     def forward(self, input_ids, *past_key_values):
-        cache = _cache_from(past_key_values, self.language_model.config)
-        out = self.language_model(input_ids=input_ids, cache=cache, use_cache=True, return_dict=True)
+        cache = {cache_keyword(self.language_model): _cache_from(past_key_values, self.language_model.config)}
+        out = self.language_model(input_ids=input_ids, use_cache=True, return_dict=True, **cache)
         return (out.logits, *_flat_cache(out.past_key_values))
 
 

@@ -144,3 +144,38 @@ def test_onnx_stages_hold_at_every_cache_length_and_batch(model, tmp_path):
             want = model.lm_prefill(torch.from_numpy(lm), torch.from_numpy(ids))
         for g, w in zip(got, want):
             np.testing.assert_allclose(g, w.numpy(), rtol=1e-4, atol=1e-5)
+
+
+class _OldOPT(torch.nn.Module):
+    """An OPT-like forward of transformers <= 5.1x: the cache under ``past_key_values``."""
+
+    def forward(self, input_ids=None, past_key_values=None, use_cache=None, **kwargs):
+        return past_key_values
+
+
+class _NoCache(torch.nn.Module):
+    def forward(self, input_ids=None, **kwargs):
+        return None
+
+
+def test_the_cache_goes_under_the_keyword_the_language_model_takes(model):
+    from pytest_autoware_deploy.models.blip2.model import cache_keyword
+
+    assert cache_keyword(model.language_model) in ("cache", "past_key_values")
+    assert cache_keyword(_OldOPT()) == "past_key_values"  # 'cache=' there lands in **kwargs: an empty cache
+    with pytest.raises(TypeError, match=r"_NoCache.forward takes neither 'cache' nor 'past_key_values'"):
+        cache_keyword(_NoCache())
+
+
+def test_decode_uses_its_past_inputs(model):
+    """A decode step whose logits ignore the past (the torch 2.11 + transformers 5.17 defect) fails here."""
+    cfg = model.config.text_config
+    torch.manual_seed(0)
+    past = [torch.randn(1, cfg.num_attention_heads, 5, cfg.hidden_size // cfg.num_attention_heads)
+            for _ in range(2 * cfg.num_hidden_layers)]
+    ids = torch.tensor([[3]])
+    with torch.no_grad():
+        a = model.lm_decode(ids, *past)
+        b = model.lm_decode(ids, *[p * 0.5 for p in past])
+    assert a[1].shape[2] == 6
+    assert not torch.allclose(a[0], b[0])
