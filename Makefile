@@ -61,9 +61,12 @@ $(SYN)/blip2/captions_val.npz: $(BIN)/.installed
 $(SYN)/bevfusion_camera_lidar/info_val.pkl: $(BIN)/.installed
 	$(BIN)/python -m pytest_autoware_deploy.models.bevfusion_camera_lidar.synthetic --out $(SYN)/bevfusion_camera_lidar
 
+$(SYN)/glip/grounding_val.npz: $(BIN)/.installed
+	$(BIN)/python -m pytest_autoware_deploy.models.glip.synthetic --out $(SYN)/glip
+
 data-blip2: $(SYN)/blip2/captions_val.npz
 data-families: $(SYN)/frnet/info_val.pkl $(SYN)/swin/annotations_val.json $(SYN)/streampetr/info_val.pkl \
-	$(SYN)/blip2/captions_val.npz $(SYN)/bevfusion_camera_lidar/info_val.pkl
+	$(SYN)/blip2/captions_val.npz $(SYN)/bevfusion_camera_lidar/info_val.pkl $(SYN)/glip/grounding_val.npz
 
 data: $(DATA)/info_val.pkl $(SYN)/yolox_traffic_light/annotations_val.json $(SYN)/yolox_road/annotations_val.json \
 	$(SYN)/mobilenetv2_traffic_light/annotations_val.json $(SYN)/lidar/info_val.pkl data-families
