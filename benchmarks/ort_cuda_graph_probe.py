@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ort_host_copies import _graph  # noqa: E402  (the same small conv graph)
+from ort_host_copies import _graph, cuda_ort_missing  # noqa: E402  (the same small conv graph)
 
 
 def _per_call_ms(fn, n, sync):
@@ -67,15 +67,13 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--json", default=None)
     ns = p.parse_args(argv)
-    try:
-        import onnxruntime as ort
-        import torch
-    except ImportError as exc:
-        print(f"skipped: {exc}")
+    why_not = cuda_ort_missing()
+    if why_not:
+        print(f"skipped: {why_not}")
         return 0
-    if not torch.cuda.is_available() or "CUDAExecutionProvider" not in ort.get_available_providers():
-        print("skipped: needs a CUDA torch and onnxruntime-gpu (CUDAExecutionProvider)")
-        return 0
+    import onnxruntime as ort
+    import torch
+
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from pytest_autoware_deploy.backends.onnxruntime import OnnxRuntimeRunner, providers_for
 

@@ -51,21 +51,31 @@ def _graph(path, shape):
     return path
 
 
+def cuda_ort_missing() -> str:
+    """Why this machine cannot run the CUDA measurements ('' when it can)."""
+    try:
+        import onnxruntime as ort
+        import torch
+    except ImportError as exc:
+        return str(exc)
+    if not torch.cuda.is_available() or "CUDAExecutionProvider" not in ort.get_available_providers():
+        return "needs a CUDA torch and onnxruntime-gpu (CUDAExecutionProvider)"
+    return ""
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--shape", default="1,5,1860,2880")
     p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--json", default=None)
     ns = p.parse_args(argv)
-    try:
-        import onnxruntime as ort
-        import torch
-    except ImportError as exc:
-        print(f"skipped: {exc}")
+    why_not = cuda_ort_missing()
+    if why_not:
+        print(f"skipped: {why_not}")
         return 0
-    if not torch.cuda.is_available() or "CUDAExecutionProvider" not in ort.get_available_providers():
-        print("skipped: needs a CUDA torch and onnxruntime-gpu (CUDAExecutionProvider)")
-        return 0
+    import onnxruntime as ort
+    import torch
+
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from pytest_autoware_deploy.backends.onnxruntime import OnnxRuntimeRunner
 
