@@ -87,8 +87,18 @@ evaluation = dict(
     thresholds=dict(min_accuracy=0.25, max_drop=0.01),
 )
 
-# as BEVFusion-L: the reference kernels of the custom ops take float32, so they stay fp32 in the fp16 graph
-precision = dict(fp16=dict(op_block_list=[
+# The demo head has not learned orientation (mAOE 1.46 rad): its (sin, cos) have magnitude 0.005-0.14 instead of 1,
+# so yaw = atan2(sin, cos) swings with the last digits. Measured 2026-12-07: onnx (fp32) vs pytorch, 317/317 boxes
+# matched, centre <= 0.0096 m, size <= 0.045, score <= 0.0019, yaw <= 0.064 rad (sample 6, |(sin, cos)| 0.035);
+# hence yaw_atol 0.1 here, every other tolerance as the lidar specs'.
+verification = dict(outputs=dict(boxes_3d=dict(yaw_atol=0.1)))
+
+# fp16 (measured 2026-12-07, emulated fp16 on the CPU, run unoptimized; fp32 islands as below): mAP 0.5565 vs 0.5575
+# fp32 (drop 0.001), but box agreement 14/24 samples: 317 of 317 boxes matched, centre <= 0.65 m, size <= 0.12,
+# score <= 0.047, yaw <= 1.19 rad (the ill-conditioned yaw above). Not in the default run for that reason:
+# --deploy-cfg-options "precision.policies=['auto','fp16']" (the GPU script runs it).
+# As BEVFusion-L: the reference kernels of the custom ops take float32, so they stay fp32 in the fp16 graph.
+precision = dict(policies=['auto'], fp16=dict(op_block_list=[
     'BatchNormalization', 'LayerNormalization', 'InstanceNormalization', 'GroupNormalization', 'Softmax',
     'LogSoftmax', 'ReduceMean', 'ReduceSum', 'ReduceSumSquare', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceLogSum',
     'ReduceLogSumExp', 'Exp', 'Log', 'Pow', 'Sqrt', 'Reciprocal', 'Erf', 'CumSum', 'Einsum', 'TopK',

@@ -38,16 +38,15 @@ DEMO_HOST = dict(voxel_size=_VOXEL, point_cloud_range=_RANGE, max_points=10, max
                  out_size_factor=4, score_threshold=0.1)
 
 
-def train(data, out, epochs=2, batch=4, lr=3e-3, threads=1, seed=0, max_minutes=None):
+def fit(model, frames, frame_bev, out, epochs=2, batch=4, lr=3e-3, seed=0, max_minutes=None):
+    """The shared BEVFusion training loop. ``frame_bev(body, frame, rng) -> (bev (1, C, X, Y), boxes, labels)``
+    gives one frame's BEV features (from ``model.main_body``'s ``bev``) and its (possibly augmented) targets."""
     import torch
 
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    frames = training_frames(data, CLASSES)
-    host = BEVFusionLidarPipeline(**DEMO_HOST)
-    model = build_model(**DEMO_MODEL)
-    osf = DEMO_MODEL["out_size_factor"]
-    grid = DEMO_MODEL["sparse_shape"][:2]
+    osf = model.out_size_factor
+    grid = model.pts_middle_encoder.sparse_shape[:2]
+    pcr, voxel = model.point_cloud_range, model.voxel_size
+    num_classes = model.bbox_head.num_classes
     opt, sched = optimizer(model, lr, epochs * (len(frames) // batch))
     rng = np.random.default_rng(seed)
     start = time.time()
@@ -59,20 +58,18 @@ def train(data, out, epochs=2, batch=4, lr=3e-3, threads=1, seed=0, max_minutes=
         for s in range(len(frames) // batch):
             feats, heats, targets = [], [], []
             for i in order[s * batch:(s + 1) * batch]:
-                pts, boxes = augment(frames[i]["inputs"]["points"], frames[i]["target"]["boxes_3d"], rng)
-                vox = host.preprocess(pts)
-                feats.append(body.bev(*[torch.from_numpy(v) for v in vox.values()])[0])
-                heat, _, labels, regs = centre_targets(boxes, frames[i]["target"]["labels"], len(CLASSES), _RANGE,
-                                                       _VOXEL, grid, osf)
+                bev, boxes, labels = frame_bev(body, frames[i], rng)
+                feats.append(bev[0])
+                heat, _, labels, regs = centre_targets(boxes, labels, num_classes, pcr, voxel, grid, osf)
                 heats.append(heat.transpose(0, 2, 1))  # (C, y, x) -> BEVFusion's (C, x, y)
                 targets.append((labels, regs.astype(np.float32)))
             res = model.bbox_head.forward_dict([torch.cat(feats)])
             l_heat = gaussian_focal_loss(res["dense_heatmap"], torch.from_numpy(np.ascontiguousarray(np.stack(heats))))
             l_cls, l_box = query_losses(res, targets)
             step(model, opt, sched, l_heat + l_cls + l_box)
-            tot += [float(l_heat), float(l_cls), float(l_box)]
+            tot += [l_heat.item(), l_cls.item(), l_box.item()]
             if (s + 1) % 10 == 0:
-                print(f"  step {s + 1}: heatmap {float(l_heat):.3f} cls {float(l_cls):.3f} box {float(l_box):.3f} "
+                print(f"  step {s + 1}: heatmap {l_heat.item():.3f} cls {l_cls.item():.3f} box {l_box.item():.3f} "
                       f"({time.time() - start:.0f} s)", flush=True)
                 save_half(model, out, start)
                 model.train()
@@ -86,6 +83,23 @@ def train(data, out, epochs=2, batch=4, lr=3e-3, threads=1, seed=0, max_minutes=
             print(f"stopped in epoch {epoch + 1} at step {s + 1}: --max-minutes {max_minutes} (wall clock)")
             break
     return model
+
+
+def train(data, out, epochs=2, batch=4, lr=3e-3, threads=1, seed=0, max_minutes=None):
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    frames = training_frames(data, CLASSES)
+    host = BEVFusionLidarPipeline(**DEMO_HOST)
+    model = build_model(**DEMO_MODEL)
+
+    def frame_bev(body, frame, rng):
+        pts, boxes = augment(frame["inputs"]["points"], frame["target"]["boxes_3d"], rng)
+        vox = host.preprocess(pts)
+        return body.bev(*[torch.from_numpy(v) for v in vox.values()]), boxes, frame["target"]["labels"]
+
+    return fit(model, frames, frame_bev, out, epochs, batch, lr, seed, max_minutes)
 
 
 def main(argv=None):

@@ -11,7 +11,6 @@ without augmentation (flips would have to move the cameras too). The PyTorch BEV
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +61,7 @@ def train(data, out, epochs=2, batch=4, lr=2e-3, threads=1, seed=0, max_minutes=
     import torch
 
     from ..bevfusion.model_camera import build_model
-    from ..lidar_common.training import centre_targets, gaussian_focal_loss, optimizer, save_half, step
-    from ..transfusion_lidar.train import query_losses
+    from ..bevfusion.train import fit
     from .pipeline import BEVFusionCameraLidarPipeline
 
     torch.manual_seed(seed)
@@ -72,47 +70,16 @@ def train(data, out, epochs=2, batch=4, lr=2e-3, threads=1, seed=0, max_minutes=
     host = BEVFusionCameraLidarPipeline(**{**DEMO_HOST, "host_device": "numpy"})
     model = build_model(**DEMO_MODEL)
     print("warm start: %d of %d lidar-demo tensors" % warm_start(model), flush=True)
-    osf, grid = DEMO_MODEL["out_size_factor"], DEMO_MODEL["sparse_shape"][:2]
-    rng_, voxel = DEMO_MODEL["point_cloud_range"], DEMO_MODEL["voxel_size"]
-    opt, sched = optimizer(model, lr, epochs * (len(frames) // batch))
-    rng = np.random.default_rng(seed)
-    start = time.time()
-    for epoch in range(epochs):
-        model.train()
-        body, backbone = model.main_body, model.image_backbone
-        order = rng.permutation(len(frames))
-        tot = np.zeros(3)
-        for s in range(len(frames) // batch):
-            feats, heats, targets = [], [], []
-            for i in order[s * batch:(s + 1) * batch]:
-                inp, tgt = frames[i]["inputs"], frames[i]["target"]
-                feed = host.preprocess(inp["points"])
-                feed.update(host.geometry(inp["cam2img"], inp["lidar2cam"]))
-                args = [torch.from_numpy(np.ascontiguousarray(v)) for v in feed.values()]
-                img_feats = backbone(torch.from_numpy(inp["imgs"]))
-                feats.append(body.bev(*args, img_feats)[0])
-                heat, _, labels, regs = centre_targets(tgt["boxes_3d"], tgt["labels"], len(CLASSES), rng_, voxel,
-                                                       grid, osf)
-                heats.append(heat.transpose(0, 2, 1))  # (C, y, x) -> BEVFusion's (C, x, y)
-                targets.append((labels, regs.astype(np.float32)))
-            res = model.bbox_head.forward_dict([torch.cat(feats)])
-            l_heat = gaussian_focal_loss(res["dense_heatmap"], torch.from_numpy(np.ascontiguousarray(np.stack(heats))))
-            l_cls, l_box = query_losses(res, targets)
-            step(model, opt, sched, l_heat + l_cls + l_box)
-            tot += [float(l_heat), float(l_cls), float(l_box)]
-            if (s + 1) % 10 == 0:
-                print(f"  step {s + 1}: heatmap {float(l_heat):.3f} cls {float(l_cls):.3f} box {float(l_box):.3f} "
-                      f"({time.time() - start:.0f} s)", flush=True)
-            if max_minutes and time.time() - start > 60 * max_minutes:
-                break
-        n = len(frames) // batch
-        print(f"epoch {epoch + 1}/{epochs}: heatmap {tot[0] / n:.3f} cls {tot[1] / n:.3f} box {tot[2] / n:.3f} "
-              f"({time.time() - start:.0f} s)", flush=True)
-        save_half(model, out, start)
-        if max_minutes and time.time() - start > 60 * max_minutes:
-            print(f"stopped in epoch {epoch + 1} at step {s + 1}: --max-minutes {max_minutes} (wall clock)")
-            break
-    return model
+
+    def frame_bev(body, frame, rng):  # no augmentation: a flip would have to move the cameras too
+        inp = frame["inputs"]
+        feed = host.preprocess(inp["points"])
+        feed.update(host.geometry(inp["cam2img"], inp["lidar2cam"]))
+        args = [torch.from_numpy(np.ascontiguousarray(v)) for v in feed.values()]
+        img_feats = model.image_backbone(torch.from_numpy(inp["imgs"]))
+        return body.bev(*args, img_feats), frame["target"]["boxes_3d"], frame["target"]["labels"]
+
+    return fit(model, frames, frame_bev, out, epochs, batch, lr, seed, max_minutes)
 
 
 def main(argv=None):

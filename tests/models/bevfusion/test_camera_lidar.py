@@ -124,3 +124,18 @@ def test_camera_branch_changes_the_detections(model, frame):
         with_cam = model.main_body(*args)[1]
         blind = model.main_body(*args[:-1], torch.zeros_like(args[-1]))[1]
     assert (with_cam - blind).abs().max() > 1e-3
+
+
+def test_training_gradients_reach_the_image_backbone_through_the_bev_pooling(frame):
+    """Eager BEV pooling is differentiable (the custom op is only the export's node): the fused map's loss trains
+    the Swin backbone, the depth net and the depth-image net."""
+    m = build_model(**DEMO_MODEL).train()
+    host = BEVFusionCameraLidarPipeline(**{**DEMO_HOST, "host_device": "numpy"})
+    feed = host.preprocess(frame["points"])
+    feed.update(host.geometry(frame["cam2img"], frame["lidar2cam"]))
+    args = [torch.from_numpy(np.ascontiguousarray(feed[k])) for k in CAMERA_INPUT_NAMES[:-1]]
+    bev = m.main_body.bev(*args, m.image_backbone(torch.from_numpy(frame["imgs"])))[0]
+    bev.square().mean().backward()
+    for p in (m.img_backbone.patch_embed.projection.weight, m.view_transform.depthnet.net[0].weight,
+              m.view_transform.dtransform.net[0].weight, m.fusion_layer[0].weight):
+        assert p.grad is not None and p.grad.abs().max() > 0
