@@ -32,11 +32,13 @@ key, path = getattr(importlib.import_module(module), func)(sys.argv[2], int(sys.
 print(f"{key}={path}")
 PY
 }
-timeout 120 $PY -m pytest "${COMMON[@]}" tests/models/streampetr/test_streampetr.py -k "tf32 or tie or margin"; rc[unit]=$?
+END=$((SECONDS + ${BUDGET_S:-225}))  # the whole script within 4 minutes: each part gets what is left
+timeout 60 $PY -m pytest "${COMMON[@]}" tests/models/streampetr/test_streampetr.py -k "tf32 or tie or margin"; rc[unit]=$?
 for spec in $FAMILIES; do
+  left=$((END - SECONDS)); [ "$left" -gt 10 ] || { echo "no time left for $spec"; rc[$spec]=time; continue; }
   [ -f "deploy_specs/$spec.py" ] || { echo "no deploy_specs/$spec.py"; continue; }
   kv=$(small_split "$spec") || { rc[$spec]=data; continue; }
-  timeout 300 $PY -m pytest "${COMMON[@]}" --deploy-config="deploy_specs/$spec.py" \
+  timeout "$left" $PY -m pytest "${COMMON[@]}" --deploy-config="deploy_specs/$spec.py" \
       --deploy-backends pytorch@cuda:0,onnx@cuda:0 --deploy-work-dir "$WD/$spec" \
       --deploy-cfg-options "$kv" "precision.policies=['auto','fp16']" -k "not latency" \
       --benchmark-json="$WD/results/bench_$spec.json"; rc[$spec]=$?
