@@ -34,8 +34,10 @@ PY
 }
 END=$((SECONDS + ${BUDGET_S:-225}))  # the whole script within 4 minutes: each part gets what is left
 timeout 60 $PY -m pytest "${COMMON[@]}" tests/models/streampetr/test_streampetr.py -k "tf32 or tie or margin"; rc[unit]=$?
+todo=$(echo $FAMILIES | wc -w)
 for spec in $FAMILIES; do
-  left=$((END - SECONDS)); [ "$left" -gt 10 ] || { echo "no time left for $spec"; rc[$spec]=time; continue; }
+  left=$(( (END - SECONDS) / todo )); todo=$((todo - 1))  # a fair share of what is left
+  [ "$left" -gt 10 ] || { echo "no time left for $spec"; rc[$spec]=time; continue; }
   [ -f "deploy_specs/$spec.py" ] || { echo "no deploy_specs/$spec.py"; continue; }
   kv=$(small_split "$spec") || { rc[$spec]=data; continue; }
   timeout "$left" $PY -m pytest "${COMMON[@]}" --deploy-config="deploy_specs/$spec.py" \
