@@ -72,7 +72,7 @@ def _write_data(name, out: Path):
 # BEVFusion-L's sparse convolution is Autoware's plugin ops (a refusal naming the plugin library, by design);
 # FRNet's scatter_reduce(amax) is ONNX ScatterElements with reduction='max', which TensorRT-RTX 1.7's parser
 # refuses ("importScatterElements: Unsupported reduction type"; Autoware builds FRNet with TensorRT 10):
-# a strict xfail, so the day the parser takes it this list must change.
+# a strict xfail, so the day the parser takes it this list must change. Its sorted_scan form (VARIANTS) builds.
 # Keys: a spec (every stage refused) or "spec.stage" (BEVFusion-CL: its image backbone is standard ops and builds).
 PLUGIN_REFUSED = {"bevfusion_lidar": r"custom ops autoware::GetIndicePairsImplicitGemm, autoware::ImplicitGemm: "
                                      r"a TensorRT engine needs the plugins of Autoware's autoware_tensorrt_plugins",
@@ -90,6 +90,18 @@ PARSER_REFUSED = {"frnet": "TensorRT-RTX 1.7's ONNX parser refuses ScatterElemen
                            "(FRNet's scatter_reduce(amax)): importScatterElements: Unsupported reduction type"}
 
 
+# Bundled specs built again with cfg options: FRNet's TensorRT-RTX-parsable form of the same network (points sorted
+# by frustum on the host, segmented scans instead of ScatterElements reductions: models/frnet/model.SegmentOps).
+VARIANTS = {"frnet_sorted_scan": ("frnet", {"model.kwargs.segment_max": "sorted_scan",
+                                            "pipeline.kwargs.sort_points": True,
+                                            "pipeline.kwargs.max_points_per_frustum": 256})}
+DATASETS.update({v: DATASETS[base] for v, (base, _) in VARIANTS.items()})
+
+
+def _spec_file(name):
+    return REPO / "deploy_specs" / f"{VARIANTS.get(name, (name,))[0]}.py"
+
+
 def _marks(name):
     if name in PARSER_REFUSED:
         return [pytest.mark.xfail(strict=True, raises=ArtifactError, reason=PARSER_REFUSED[name])]
@@ -99,8 +111,8 @@ def _marks(name):
 def _cases():
     """(spec, stage, policy) for every bundled spec, stage and listed policy, plus auto and fp16."""
     out = []
-    for name in SPECS:
-        spec = load_spec(REPO / "deploy_specs" / f"{name}.py")
+    for name in (*SPECS, *VARIANTS):
+        spec = load_spec(_spec_file(name), cfg_options=VARIANTS.get(name, (None, {}))[1])
         listed = spec.cfg["precision"]["policies"] or [spec.cfg["backend_config"]["common_config"]["precision_policy"]]
         for stage in stage_names(spec) or [None]:
             for policy in dict.fromkeys([*listed, *MUST_BUILD]):
@@ -132,8 +144,9 @@ def bundled(tmp_path_factory, request):
                 else:
                     key, path = _write_data(name, data)
                     done.write_text(f"{key}\n{path}")
-            spec = load_spec(REPO / "deploy_specs" / f"{name}.py", work_dir=root / "work",
-                             cfg_options={key: str(path), "precision.int8.calibration_samples": FRAMES})
+            spec = load_spec(_spec_file(name), work_dir=root / "work",
+                             cfg_options={key: str(path), "precision.int8.calibration_samples": FRAMES,
+                                          **VARIANTS.get(name, (None, {}))[1]})
             states[name] = SpecState(spec, ReportStore())
         state = states[name]
         return state if stage is None else state.stage(stage)

@@ -13,6 +13,10 @@ What makes it hard to deploy, kept as AWML's deploy export has it:
 * the point -> frustum max-pool is ``scatter_reduce(amax, include_self=True)`` over a tensor filled with the
   dtype's lowest value: exported as ONNX ``ScatterElements(reduction='max')`` (opset >= 16), the op TensorRT
   needs a plugin-free path for; the frustum -> pixel placement is ``ScatterND``; pixel -> point is ``GatherND``;
+* TensorRT-RTX 1.7's parser refuses every scatter with a reduction (ScatterElements and ScatterND alike):
+  ``FRNet(segment_max='sorted_scan')`` exports the same reductions as segmented scans over points the host
+  sorted by frustum (``FRNetPipeline(sort_points=True)``; ``SegmentOps``), which it parses; AWML's form stays
+  the default;
 * sizes come from the data (``inverse_map.max() + 1`` frustums), so every shape is dynamic;
 * the output is ``pred_probs`` (softmax, AWML's current export) or ``seg_logit`` (the raw scores Autoware's
   ``autoware_lidar_frnet`` node reads): ``FRNet(output='pred_probs'|'seg_logit')``.
@@ -83,7 +87,66 @@ def scatter_max(values, index, size):
     return scatter(seed, idx, values, "max")
 
 
+SEGMENT_FORMS = ("scatter_reduce", "sorted_scan")
+
+
+def segment_scan(values, keys, steps, combine):
+    """Inclusive segmented scan of ``values (N, C)`` over runs of equal ``keys (N,)`` (sorted): after step ``i``
+    each row holds ``combine`` over its segment's last ``2**(i+1)`` rows (Hillis-Steele doubling), so ``steps``
+    steps cover segments of up to ``2**steps`` rows. Slices, Equal, Where and Max/Add only: no scatter."""
+    n = values.shape[0]
+    for i in range(steps):
+        s = 1 << i
+        prev = torch.cat([values.new_zeros((s, values.shape[1])), values], 0)[:n]
+        same = (torch.cat([keys.new_full((s,), -1), keys], 0)[:n] == keys).unsqueeze(-1)
+        values = torch.where(same, combine(values, prev), values)
+    return values
+
+
+def segment_last(keys, size):
+    """``(size,)`` index of each segment's last row (``keys`` sorted, every key in ``[0, size)`` present): one
+    ScatterND without reduction whose only duplicate indices go to a discarded extra row."""
+    n = keys.shape[0]
+    is_last = keys != torch.cat([keys[1:], keys.new_full((1,), -1)], 0)
+    target = torch.where(is_last, keys, torch.zeros_like(keys) + size)
+    last = torch.zeros(size + 1, dtype=keys.dtype, device=keys.device)
+    last[target] = torch.arange(n, dtype=keys.dtype, device=keys.device)
+    return last[:size]
+
+
+class SegmentOps:
+    """The point -> frustum reductions in one of two ONNX forms with the same values:
+
+    - ``scatter_reduce`` (AWML's export, the default): ScatterElements(reduction='max'/'add'), which TensorRT 10
+      parses and TensorRT-RTX 1.7 refuses ("importScatterElements: Unsupported reduction type"; RTX also refuses
+      ScatterND with a reduction and a ScatterElements whose indices outnumber the data rows);
+    - ``sorted_scan``: the points arrive sorted by frustum (the host sorts them: ``FRNetPipeline(sort_points=
+      True)``), each frustum's max/sum is a segmented scan (``scan_steps`` doubling steps: frustums of up to
+      ``2**scan_steps`` points, which the host checks) read at the segment's last point. The max is exact (the
+      same values in any order); a sum adds in another order (float rounding only).
+    """
+
+    def __init__(self, form="scatter_reduce", scan_steps=8):
+        if form not in SEGMENT_FORMS:
+            raise ValueError(f"segment_max={form!r}: one of {SEGMENT_FORMS}")
+        self.form, self.scan_steps = form, int(scan_steps)
+
+    def max(self, values, index, size):
+        if self.form == "scatter_reduce":
+            return scatter_max(values, index, size)
+        return segment_scan(values, index, self.scan_steps, torch.maximum)[segment_last(index, size)]
+
+    def sum(self, values, index, size):
+        if self.form == "scatter_reduce":
+            idx = index.unsqueeze(-1).expand(-1, values.size(1))
+            zeros = torch.zeros(size, values.size(1), dtype=values.dtype, device=values.device)
+            return scatter(zeros, idx, values, "add")
+        return segment_scan(values, index, self.scan_steps, torch.add)[segment_last(index, size)]
+
+
 class FrustumFeatureEncoder(nn.Module):
+    segments = SegmentOps()  # FRNet sets its own (segment_max)
+
     def __init__(self, in_channels=4, feat_channels=(64, 128, 256, 256), with_distance=True, with_cluster_center=True,
                  with_pre_norm=True, feat_compression=16, eps=1e-3, momentum=0.01):
         super().__init__()
@@ -107,10 +170,8 @@ class FrustumFeatureEncoder(nn.Module):
         if self._with_distance:
             feats.append(torch.norm(points[:, :3], 2, 1, keepdim=True))
         if self._with_cluster_center:
-            idx = inverse_map.unsqueeze(-1).expand(-1, points.size(1))
-            total = torch.zeros(num_frustums, points.size(1), dtype=points.dtype, device=points.device)
-            count = scatter(torch.zeros_like(total), idx, torch.ones_like(points), "add")
-            total = scatter(total, idx, points, "add")
+            count = self.segments.sum(torch.ones_like(points), inverse_map, num_frustums)
+            total = self.segments.sum(points, inverse_map, num_frustums)
             mean = (total / count)[inverse_map]
             feats.append(points[:, :3] - mean[:, :3])
         x = torch.cat(feats, dim=-1)
@@ -120,7 +181,7 @@ class FrustumFeatureEncoder(nn.Module):
         for layer in self.ffe_layers:
             x = layer(x)
             point_feats.append(x)
-        voxel_feats = scatter_max(x, inverse_map, num_frustums)
+        voxel_feats = self.segments.max(x, inverse_map, num_frustums)
         if self.compression_layers is not None:
             voxel_feats = self.compression_layers(voxel_feats)
         return voxel_feats, point_feats
@@ -157,6 +218,8 @@ class ConvModule(nn.Module):
 
 class FRNetBackbone(nn.Module):
     ARCH = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+
+    segments = SegmentOps()  # FRNet sets its own (segment_max)
 
     def __init__(self, in_channels=16, point_in_channels=384, output_shape=(64, 512), depth=34, stem_channels=128,
                  out_channels=(128, 128, 128, 128), strides=(1, 2, 2, 2), fuse_channels=(256, 128), act="HSwish",
@@ -226,7 +289,7 @@ class FRNetBackbone(nn.Module):
         point = point_feats[-1]
         x = self.stem(self.frustum2pixel(voxel_feats, voxel_coors, 1))
         point = self.point_stem(torch.cat((self.pixel2point(x, coors, 1), point), dim=1))
-        pix = self.frustum2pixel(scatter_max(point, inverse_map, num_frustums), voxel_coors, 1)
+        pix = self.frustum2pixel(self.segments.max(point, inverse_map, num_frustums), voxel_coors, 1)
         x = self.fusion_stem(torch.cat((pix, x), dim=1))
         outs, out_points = [x], [point]
         for i in range(self.num_stages):
@@ -234,7 +297,7 @@ class FRNetBackbone(nn.Module):
             x = getattr(self, f"layer{i + 1}")(x)
             point = self.point_fusion_layers[i](torch.cat((self.pixel2point(x, coors, s), point), dim=1))
             strided = torch.div(voxel_coors, s, rounding_mode="floor")
-            pix = self.frustum2pixel(scatter_max(point, inverse_map, num_frustums), strided, s)
+            pix = self.frustum2pixel(self.segments.max(point, inverse_map, num_frustums), strided, s)
             fuse = self.pixel_fusion_layers[i](torch.cat((pix, x), dim=1))
             x = fuse * self.attention_layers[i](fuse) + x
             outs.append(x)
@@ -274,17 +337,19 @@ class FRNet(nn.Module):
                  with_distance=True, with_cluster_center=True, with_pre_norm=True, output_shape=(64, 512), depth=34,
                  stem_channels=128, out_channels=(128, 128, 128, 128), strides=(1, 2, 2, 2),
                  fuse_channels=(256, 128), act="HSwish", middle_channels=(128, 256, 128, 64), channels=64,
-                 output="pred_probs", eps=1e-3, momentum=0.01):
+                 output="pred_probs", eps=1e-3, momentum=0.01, segment_max="scatter_reduce", scan_steps=8):
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"output={output!r}: one of {OUTPUTS}")
         self.output = output
+        segments = SegmentOps(segment_max, scan_steps)
         self.voxel_encoder = FrustumFeatureEncoder(in_channels, feat_channels, with_distance, with_cluster_center,
                                                    with_pre_norm, feat_compression, eps, momentum)
         self.backbone = FRNetBackbone(feat_compression or feat_channels[-1], stem_channels + feat_channels[-1],
                                       output_shape, depth, stem_channels, out_channels, strides, fuse_channels, act,
                                       eps, momentum)
         self.decode_head = FRHead(fuse_channels[-1], middle_channels, channels, num_classes, eps, momentum)
+        self.voxel_encoder.segments = self.backbone.segments = segments  # not a module: no state-dict keys
 
     def logits(self, points, coors, voxel_coors, inverse_map):
         # AWML: the frustums the points use (voxel_coors may be padded past them). Guarded against an inverse map

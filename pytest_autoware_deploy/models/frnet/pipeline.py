@@ -43,26 +43,49 @@ class FRNetPipeline:
     """
 
     def __init__(self, H=128, W=1024, fov_up=15.0, fov_down=-25.0, use_dims=(0, 1, 2, 3), output_name="pred_probs",
-                 stage="frnet", input_name="points"):
+                 stage="frnet", input_name="points", sort_points=False, max_points_per_frustum=None):
         self.H, self.W = int(H), int(W)
         self.fov_up, self.fov_down = float(fov_up), float(fov_down)
         if self.fov_up <= self.fov_down:
             raise ValueError(f"FRNetPipeline: fov_up {fov_up} must exceed fov_down {fov_down}")
         self.use_dims = list(use_dims)
         self.output_name, self.stage, self.input_name = output_name, stage, input_name
+        # the graph's sorted_scan form (model.SegmentOps): points fed sorted by frustum, scores put back in order;
+        # its scan covers frustums of up to 2**scan_steps points, checked here (max_points_per_frustum)
+        self.sort_points, self.max_points_per_frustum = bool(sort_points), max_points_per_frustum
 
     def preprocess(self, points):
         points = np.asarray(points, np.float32)
         if points.ndim != 2 or points.shape[1] <= max(self.use_dims):
             raise ValueError(f"FRNetPipeline: points must be (N, >{max(self.use_dims)}), got {tuple(points.shape)}")
         coors, voxel_coors, inverse = frustum_group(points, self.H, self.W, self.fov_up, self.fov_down)
-        return {"points": np.ascontiguousarray(points[:, self.use_dims]), "coors": coors, "voxel_coors": voxel_coors,
+        feed = {"points": np.ascontiguousarray(points[:, self.use_dims]), "coors": coors, "voxel_coors": voxel_coors,
                 "inverse_map": inverse}
+        if self.max_points_per_frustum is not None and len(inverse):
+            worst = int(np.bincount(inverse).max())
+            if worst > int(self.max_points_per_frustum):
+                raise ValueError(f"FRNetPipeline: a frustum holds {worst} points, more than max_points_per_frustum="
+                                 f"{self.max_points_per_frustum} (the graph's segmented scan covers 2**scan_steps "
+                                 "points: raise model.kwargs.scan_steps)")
+        return feed
+
+    @staticmethod
+    def sort_by_frustum(feed):
+        """The feed with its points in frustum order (stable) and that order: what the sorted_scan graph takes."""
+        order = np.argsort(feed["inverse_map"], kind="stable")
+        return {**feed, **{k: np.ascontiguousarray(feed[k][order]) for k in ("points", "coors", "inverse_map")}}, order
 
     def run(self, inputs, call_stage):
-        outs = call_stage(self.stage, self.preprocess(inputs[self.input_name]))
+        feed, order = self.preprocess(inputs[self.input_name]), None
+        if self.sort_points:
+            feed, order = self.sort_by_frustum(feed)
+        outs = call_stage(self.stage, feed)
         if self.output_name not in outs:
             raise KeyError(f"FRNetPipeline: stage '{self.stage}' returned {sorted(outs)}, no '{self.output_name}' "
                            "(pipeline.kwargs.output_name must be the stage's score output)")
         scores = np.asarray(outs[self.output_name])
+        if order is not None:  # back to the input's point order
+            unsorted = np.empty_like(scores)
+            unsorted[order] = scores
+            scores = unsorted
         return {self.output_name: scores, "labels": scores.argmax(-1).astype(np.int64)}

@@ -203,6 +203,22 @@ class Transformer(nn.Module):
         return self.decoder(tgt, query_pos, temp_memory, temp_pos, memory, pos_embed, attn_mask=attn_mask)
 
 
+class Coords3D(nn.Module):
+    """PETR's 3D coordinates of every (cell, depth bin), normalised to the range, through inverse_sigmoid: the
+    position encoder's input. A module of its own (no parameters) so its ONNX nodes are named ``/coords3d/...``:
+    the fp32 island the fp16 policy keeps (in fp16 a coordinate near the range edge rounds to 1, 1 - x to 0).
+
+    img2lidar @ (u d, v d, d, 1) = d * ray(u, v) + t is written as products and sums, not a MatMul: a matrix
+    product runs in TF32 on GPUs (ONNX Runtime's and TensorRT's default), whose 10-bit mantissa moves these points
+    by centimetres, which inverse_sigmoid magnifies near the range's edges."""
+
+    def forward(self, img2lidar, gx, gy, ds, pc_range):
+        t = img2lidar[..., :3, 3][:, :, None, None, None, :]  # (B, N, 1, 1, 1, 3)
+        pts = _rays(img2lidar, gx, gy)[:, :, :, :, None, :] * ds.view(1, 1, 1, 1, -1, 1) + t  # (B, N, h, w, D, 3)
+        lo, hi = pc_range[:3], pc_range[3:]
+        return inverse_sigmoid((pts - lo) / (hi - lo))
+
+
 class StreamPETRHead(nn.Module):
     def __init__(self, num_classes=3, in_channels=64, embed_dims=64, num_query=32, memory_len=64, topk_proposals=16,
                  num_propagated=16, num_layers=2, num_heads=4, ffn_dims=128, depth_num=16, depth_start=1.0,
@@ -216,6 +232,7 @@ class StreamPETRHead(nn.Module):
         self.depth_num, self.depth_start, self.depth_max = depth_num, depth_start, depth_max
         self.code_size = code_size
         self.register_buffer("pc_range", torch.tensor(pc_range, dtype=torch.float32), persistent=False)
+        self.coords3d = Coords3D()
         self.position_encoder = nn.Sequential(nn.Linear(depth_num * 3, embed_dims * 4), nn.ReLU(),
                                               nn.Linear(embed_dims * 4, embed_dims))
         self.memory_embed = nn.Sequential(nn.Linear(in_channels, embed_dims), nn.ReLU(),
@@ -249,14 +266,7 @@ class StreamPETRHead(nn.Module):
         bin_size = (self.depth_max - self.depth_start) / (self.depth_num * (1 + self.depth_num))
         ds = self.depth_start + bin_size * idx * (idx + 1)  # linear-increasing depth bins (PETR's LID)
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (h, w)
-        # img2lidar @ (u d, v d, d, 1) = d * ray(u, v) + t, written as products and sums, not a MatMul: a matrix
-        # product runs in TF32 on GPUs (ONNX Runtime's and TensorRT's default), whose 10-bit mantissa moves these
-        # points by centimetres, which inverse_sigmoid magnifies near the range's edges.
-        t = img2lidar[..., :3, 3][:, :, None, None, None, :]  # (B, N, 1, 1, 1, 3)
-        pts = _rays(img2lidar, gx, gy)[:, :, :, :, None, :] * ds.view(1, 1, 1, 1, -1, 1) + t  # (B, N, h, w, D, 3)
-        lo, hi = self.pc_range[:3], self.pc_range[3:]
-        pts = (pts - lo) / (hi - lo)
-        pos = self.position_encoder(inverse_sigmoid(pts).flatten(-2))  # (B, N, h, w, C)
+        pos = self.position_encoder(self.coords3d(img2lidar, gx, gy, ds, self.pc_range).flatten(-2))  # (B, N, h, w, C)
         pos = pos.reshape(B, N * feat_h * feat_w, self.embed_dims)
         # cone: the ray of each feature cell (centre and corner) in the lidar frame and its angular size
         fx, fy = intrinsics[..., 0, 0], intrinsics[..., 1, 1]  # (B, N)

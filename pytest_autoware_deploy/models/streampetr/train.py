@@ -232,7 +232,7 @@ def evaluate(model, info_pkl, host_kwargs=None) -> dict:
     return ev.compute()
 
 
-def train(data, out, epochs=10, lr=2e-3, seed=0, radius=4.0, dn_groups=4, dn_min_noise=1.0, dn_split=0.75,
+def train(data, out, epochs=10, lr=2e-3, seed=0, radius=4.0, dn_groups=4, dn_min_noise=1.0, dn_split=1.0,
           aux_weight=1.0, align_steps=300, log=print, val=None):
     torch.manual_seed(seed)
     torch.set_num_threads(1)

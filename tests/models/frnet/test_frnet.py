@@ -146,6 +146,70 @@ def test_graph_exports_scatter_max_and_matches_onnxruntime_for_both_output_names
             np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def both_forms():
+    """AWML's scatter_reduce graph and the sorted_scan one (same weights: the shipped checkpoint), exported."""
+    import torch
+
+    host = FRNetPipeline(**DEMO_HOST)
+    feed = host.preprocess(_scene(1)[0])
+    out = {}
+    for form in ("scatter_reduce", "sorted_scan"):
+        model = build_model(**{**DEMO_MODEL, "segment_max": form})
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in torch.load(CHECKPOINT).items()})
+        buf = io.BytesIO()
+        example = host.sort_by_frustum(feed)[0] if form == "sorted_scan" else feed
+        torch.onnx.export(model.end2end, tuple(torch.from_numpy(v) for v in example.values()), buf, opset_version=17,
+                          dynamo=False, input_names=INPUTS, output_names=["pred_probs"],
+                          dynamic_axes={**AXES, "pred_probs": {0: "num_points"}})
+        out[form] = (model, buf.getvalue())
+    return out
+
+
+def test_sorted_scan_form_gives_awmls_scores_through_onnxruntime(both_forms):
+    """The RTX-parsable form (points sorted by frustum on the host, segmented scans, no scatter reduction): the
+    same per-point scores as AWML's ScatterElements(max/add) graph, in ONNX Runtime, on two sweeps of other sizes."""
+    import onnx
+    import onnxruntime as ort
+
+    graph = onnx.load_from_string(both_forms["sorted_scan"][1]).graph
+    assert not [n for n in graph.node if n.op_type == "ScatterElements"]
+    assert all(a.s.decode() == "none" for n in graph.node if n.op_type == "ScatterND" for a in n.attribute
+               if a.name == "reduction")
+    sessions = {f: ort.InferenceSession(g, providers=["CPUExecutionProvider"]) for f, (_, g) in both_forms.items()}
+    for scene in (2, 3):
+        points = _scene(scene)[0]
+        calls = {f: lambda _name, feed, f=f: {"pred_probs": sessions[f].run(None, feed)[0]} for f in sessions}
+        awml = FRNetPipeline(**DEMO_HOST).run({"points": points}, calls["scatter_reduce"])
+        scan = FRNetPipeline(**DEMO_HOST, sort_points=True, max_points_per_frustum=256).run({"points": points},
+                                                                                          calls["sorted_scan"])
+        np.testing.assert_array_equal(scan["labels"], awml["labels"])
+        np.testing.assert_allclose(scan["pred_probs"], awml["pred_probs"], atol=1e-5)
+
+
+def test_segment_max_of_the_sorted_form_is_exact_for_any_segments():
+    import torch
+
+    from pytest_autoware_deploy.models.frnet.model import SegmentOps
+
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        keys = torch.sort(torch.randint(0, 40, (300,), generator=gen)).values
+        keys = torch.unique(keys, return_inverse=True)[1]  # every key present, as the host's unique gives them
+        size = int(keys.max()) + 1
+        values = torch.randn(300, 5, generator=gen)
+        want = SegmentOps("scatter_reduce").max(values, keys, size)
+        torch.testing.assert_close(SegmentOps("sorted_scan", 5).max(values, keys, size), want, rtol=0, atol=0)
+        torch.testing.assert_close(SegmentOps("sorted_scan", 5).sum(values, keys, size),
+                                   SegmentOps("scatter_reduce").sum(values, keys, size))
+
+
+def test_host_refuses_a_frustum_the_scan_cannot_cover():
+    points = _scene(1)[0]
+    with pytest.raises(ValueError, match=r"a frustum holds \d+ points, more than max_points_per_frustum=1 .*scan_steps"):
+        FRNetPipeline(**DEMO_HOST, max_points_per_frustum=1).preprocess(points)
+
+
 def test_inverse_map_past_voxel_coors_is_clamped_not_out_of_bounds():
     import torch
 

@@ -336,3 +336,34 @@ def test_position_embedding_holds_under_tf32_where_a_matmul_form_did_not(split):
         with EmulateTF32():
             tf32_matmul = matmul_form()
     assert (tf32 - fp32).abs().max() < atol < (tf32_matmul - fp32).abs().max()
+
+
+def test_fp16_island_names_exactly_the_coordinate_nodes_of_position_embedding(model):
+    """precision.fp16.node_block_list of the bundled spec: every name is a node of the position_embedding export
+    (the Coords3D module), and no other graph has it (a name shared with another graph would silently keep that
+    graph's node in fp32 too)."""
+    import io
+    from pathlib import Path
+
+    import onnx
+
+    from pytest_autoware_deploy.spec.load import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[3] / "deploy_specs" / "streampetr.py")
+    island = spec.cfg["precision"]["fp16"]["node_block_list"]
+    mem = model.empty_memory()
+    feats = model.extract_img_feat(torch.zeros(1, 5, 3, 64, 112))
+    eye = torch.eye(4).expand(1, 5, 4, 4).contiguous()
+    pos, cone = model.position_embedding(torch.tensor([64.0, 112.0, 3.0]), eye, eye)
+    args = {"extract_img_feat": (torch.zeros(1, 5, 3, 64, 112),),
+            "position_embedding": (torch.tensor([64.0, 112.0, 3.0]), eye, eye),
+            "pts_head_memory": (feats, pos, cone, torch.eye(4)[None], torch.eye(4)[None], *mem.values())}
+    names = {}
+    for stage, example in args.items():
+        buf = io.BytesIO()
+        torch.onnx.export(getattr(model, stage), example, buf, opset_version=17, dynamo=False)
+        names[stage] = {n.name for n in onnx.load_from_string(buf.getvalue()).graph.node}
+    assert island and set(island) <= names["position_embedding"]
+    coords = {n for n in names["position_embedding"] if n.startswith("/coords3d/")}
+    assert set(island) == coords  # the whole coordinate path with its constants, nothing of the encoder MLP
+    assert not set(island) & (names["extract_img_feat"] | names["pts_head_memory"])
