@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..npz import savez_atomic
 from .tokenizer import COLOURS, POSITIONS, SHAPES
 
 RGB = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 70, 230), "yellow": (230, 210, 40)}
@@ -74,13 +75,7 @@ def write_split(out, split: str = "val", count: int | None = None, seed: int | N
     """Write ``<out>/captions_<split>.npz`` atomically; returns its path."""
     count = count if count is not None else {"train": 4800, "val": 48}[split]
     images, captions = make_split(count, SEEDS[split] if seed is None else seed, size)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"captions_{split}.npz"
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, images=images, captions=np.asarray(captions))
-    tmp.replace(path)
-    return path
+    return savez_atomic(out, f"captions_{split}.npz", images=images, captions=np.asarray(captions))
 
 
 def small_split(out, frames):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..npz import savez_atomic
 from .text import COLOURS, PHRASES, SHAPES
 
 RGB = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 70, 230)}
@@ -70,13 +71,8 @@ def write_split(out, split="val", count=None, seed=None, size=SIZE) -> Path:
     """Write ``<out>/grounding_<split>.npz`` atomically; returns its path."""
     count = count if count is not None else {"train": 1200, "val": 120}[split]
     images, captions, boxes, labels = make_split(count, SEEDS[split] if seed is None else seed, size)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"grounding_{split}.npz"
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, images=images, captions=np.asarray(captions), boxes=boxes, labels=labels)
-    tmp.replace(path)
-    return path
+    return savez_atomic(out, f"grounding_{split}.npz", images=images, captions=np.asarray(captions), boxes=boxes,
+                        labels=labels)
 
 
 def small_split(out, frames):

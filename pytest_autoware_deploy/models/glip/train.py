@@ -8,7 +8,11 @@ is a simplified ATSS: each ground-truth box takes the anchors of the one level w
 to the box's, whose centres lie inside the box (at least the nearest one). Losses: sigmoid focal loss on
 the token logits (target 1 on the tokens of the box's phrase, valid tokens only), smooth-L1 on the
 ``DeltaXYWHBBoxCoder`` deltas and BCE on FCOS centerness, on the positives. Saved in float16; the printed
-phrase-to-box AP is measured with the evaluator after the float16 rounding.
+phrase-to-box AP is measured with the evaluator after the float16 rounding. The shipped checkpoint (24 epochs,
+about 13 CPU minutes on a busy 2-core machine): val mAP 0.345, AP50 0.384 (120 scenes). Every object is found
+(recall 1.0 at IoU 0.5, score 0.2); the AP is lost to phrases sharing a word: GLIP's phrase score is the *mean*
+of its tokens' probabilities, so a blue circle scores about 0.5 for "blue square" unless BERT's context makes
+the "blue" of "blue square" a different feature -- which this 1-layer, 32-wide BERT learns only partly.
 """
 
 from __future__ import annotations
@@ -116,7 +120,7 @@ def _text(captions):
     return tuple(torch.from_numpy(np.stack([e[i] for e in enc])) for i in range(3))
 
 
-def train(data, out, epochs=12, batch=16, lr=2e-3, threads=1, model_kwargs=DEMO):
+def train(data, out, epochs=24, batch=16, lr=2e-3, threads=1, model_kwargs=DEMO):
     import torch
     import torch.nn.functional as F
 
@@ -182,7 +186,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=24)
     a = p.parse_args(argv)
     train(a.data, a.out, epochs=a.epochs)
 
