@@ -32,3 +32,12 @@ evaluation = dict(thresholds=dict(min_accuracy=0.5, max_drop=0.01))
 # onnx@cuda:0 (a yaw is atan2 of two regressed values; a box whose sin/cos are small turns by more for the same
 # error); centres and sizes stayed within 0.05. The CPU keeps the base's 0.05.
 verification = dict(outputs=dict(boxes_3d=dict(policies=dict(fp32_tf32=dict(yaw_atol=0.1)))))
+
+# int8 (not in the default run), measured 2026-12-07 on the CPU (60 val sweeps): every node quantized, mAP 0.4513 vs
+# 0.6209 (stage verification fails in the pillar encoder's first BatchNorm and the head). The islands search keeps
+# the three nodes below in fp32 (the pillar encoder's first linear, the first ConvNeXt block's depthwise conv and
+# LayerNorm): both stages then pass element-wise, but end to end int8 still loses 0.078 mAP (0.5433; boxes match
+# 81%), over the 0.03 allowed: int8 of this backbone needs quantization-aware training, not more islands.
+precision = dict(int8=dict(nodes_to_exclude=['/pfn_layers.0/linear/MatMul',
+                                             '/backbone/stages.0/stages.0.0/depthwise_conv/Conv',
+                                             '/backbone/stages.0/stages.0.0/norm/LayerNormalization']))

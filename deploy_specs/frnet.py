@@ -73,13 +73,14 @@ verification = dict(
 )
 # fp32_tf32 is what 'auto' means on CUDA (TF32 convolutions, fp16's 10-bit mantissa in their inputs, fp32
 # accumulation): on the H100 (2026-11-25, 8 sweeps) pytorch@cuda:0 was 0.0085 and onnx@cuda:0 0.019 off the CPU
-# reference in probability, all labels agreeing; fp16's label rule and 1.5x the worst measured score error
+# reference in probability, all labels agreeing; fp16's label rule and 1.5x the worst measured score error. The
+# element-wise stage check of the same probabilities on CUDA: the same 0.03 (precision.tolerances.fp32_tf32).
 
 # fp16: the sensitive ops (precision.py's default) plus the frustum scatters stay fp32. ScatterElements with
 # reduction add/max has no fp16 kernel in ONNX Runtime's CPU EP ("MLFloat16 data type is not supported with
 # ScatterElements opset 16 when reduction is 'add'"); the scatters only move values, so their precision is the
 # inputs'. TensorRT runs the same graph.
-precision = dict(policies=['auto', 'fp16'], fp16=dict(op_block_list=[
+precision = dict(policies=['auto', 'fp16'], tolerances=dict(fp32_tf32=dict(atol=0.03, rtol=0.0)), fp16=dict(op_block_list=[
     'BatchNormalization', 'LayerNormalization', 'InstanceNormalization', 'GroupNormalization', 'Softmax',
     'LogSoftmax', 'ReduceMean', 'ReduceSum', 'ReduceSumSquare', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceLogSum',
     'ReduceLogSumExp', 'Exp', 'Log', 'Pow', 'Sqrt', 'Reciprocal', 'Erf', 'CumSum', 'Einsum', 'TopK',

@@ -37,11 +37,14 @@ def tf32_allowed(policy: str) -> bool | None:
 def tolerance_for(spec, policy: str, device: str | None = None) -> dict:
     base = {k: spec.cfg["verification"][k] for k in ("atol", "rtol", "min_cosine")}
     effective = effective_policy(policy, device)
+    own = spec.cfg["precision"]["tolerances"]
     if effective != policy:  # 'auto' running as TF32: TF32's tolerances as a floor under the spec's own
         base.update({k: max(base[k], v) for k, v in DEFAULT_TOLERANCES[effective].items() if k in ("atol", "rtol")})
-    else:
-        base.update(DEFAULT_TOLERANCES.get(policy, {}))
-    base.update(spec.cfg["precision"]["tolerances"].get(policy, {}))
+        base.update(own.get(policy, {}))
+        base.update(own.get(effective, {}))  # the spec's word on TF32 (e.g. measured on a GPU) is the last
+        return base
+    base.update(DEFAULT_TOLERANCES.get(policy, {}))
+    base.update(own.get(policy, {}))
     return base
 
 

@@ -44,6 +44,15 @@ def test_bundled_specs_give_tf32_its_measured_room_on_cuda_only(spec_name, key, 
     assert getattr(check.tolerance_for("auto", "cpu"), key) == getattr(check.tolerance, key) < value
 
 
+def test_element_wise_tolerance_of_auto_on_cuda_is_the_specs_tf32_entry():
+    from pytest_autoware_deploy.policies import tolerance_for
+
+    spec = load_spec(SPEC.parent / "frnet.py")
+    assert tolerance_for(spec, "auto", "cuda:0")["atol"] == 0.03  # measured on the H100: 0.019
+    assert tolerance_for(spec, "auto", "cpu")["atol"] == spec.cfg["verification"]["atol"] == 1e-3
+    assert tolerance_for(spec, "fp16", "cuda:0") == tolerance_for(spec, "fp16", "cpu")
+
+
 @pytest.mark.parametrize("option, key, text", [
     ({"verification.outputs.dets.iou": 1.5}, "verification.outputs.dets.iou", "0 < iou <= 1"),
     ({"verification.outputs.dets.box_tol": 1}, "verification.outputs.dets.box_tol", "did you mean 'box_atol'"),
