@@ -97,3 +97,13 @@ def test_precompute_rejects_mismatched_camera_lists():
     with pytest.raises(ValueError, match="same cameras"):
         precompute(np.eye(4)[None].repeat(2, 0), np.eye(4)[None], np.eye(4)[None], (32, 64), (4, 8),
                    [-8, 8, 2], [-8, 8, 2], [-10, 10, 20], [1, 5, 1])
+
+
+def test_reference_kernel_rejects_intervals_that_do_not_tile_the_points():
+    import pytest
+
+    x = np.ones((4, 2), np.float32)
+    cells = np.zeros((4, 4), np.int32)
+    with pytest.raises(ValueError, match="QuickCumsumCuda reference: the intervals must tile the sorted points"):
+        quick_cumsum_cuda(x, cells, np.array([1, 1], np.int32), np.array([0, 2], np.int32),
+                          **{k: str(v) for k, v in SHAPE.items()})

@@ -95,14 +95,16 @@ def test_main_body_graph_carries_awml_custom_ops(exported):
 
 
 def test_main_body_in_onnxruntime_matches_pytorch(model, frame, exported):
+    """At two voxel counts, and with a camera fewer (another calibration: other frustum and kept-point counts)."""
     import onnxruntime as ort
 
     path, host = exported
     opts = ort.SessionOptions()
     sess = ort.InferenceSession(session_source(path, opts), opts, providers=["CPUExecutionProvider"])
     near = frame["points"][np.abs(frame["points"][:, :2]).max(1) < 20]
-    for points in (frame["points"], near):
-        feed = _feed(model, host, frame, points)
+    four = {k: v[:4] if k != "points" else v for k, v in frame.items()}
+    for cams, points in ((frame, frame["points"]), (frame, near), (four, frame["points"])):
+        feed = _feed(model, host, cams, points)
         with torch.no_grad():
             want = [t.numpy() for t in model.main_body(*[torch.from_numpy(feed[k]) for k in CAMERA_INPUT_NAMES])]
         got = sess.run(list(OUTPUT_NAMES), {k: feed[k] for k in CAMERA_INPUT_NAMES})
@@ -139,3 +141,32 @@ def test_training_gradients_reach_the_image_backbone_through_the_bev_pooling(fra
     for p in (m.img_backbone.patch_embed.projection.weight, m.view_transform.depthnet.net[0].weight,
               m.view_transform.dtransform.net[0].weight, m.fusion_layer[0].weight):
         assert p.grad is not None and p.grad.abs().max() > 0
+
+
+def test_full_size_spec_builds_and_its_six_camera_calibration_precomputes():
+    """AWML's BEVFusion-CL sizes (bevfusion_camera_lidar_full.py): the camera and lidar BEV grids agree (180 x 180),
+    ConvFuser [80, 256] -> 256, and T4's six-camera rig at 384x768 fills the 360 x 360 camera grid."""
+    from pathlib import Path
+
+    from mmengine.config import Config
+
+    from pytest_autoware_deploy.models.bevfusion.camera_geometry import precompute, ranks_unique
+
+    cfg = Config.fromfile(str(Path(__file__).parents[3] / "deploy_specs" / "bevfusion_camera_lidar_full.py"))
+    m = build_model(**cfg.model.kwargs)
+    vt = m.view_transform
+    assert (vt.D, vt.nx, m.fusion_layer[0].in_channels) == (118, [360, 360, 1], 80 + 256)
+    calib = lidar_calibration(384, 768, cameras=6)
+    k4 = np.tile(np.eye(4), (6, 1, 1))
+    k4[:, :3, :3] = [k for k, _ in calib]
+    geo = precompute([l2c for _, l2c in calib], k4, np.tile(np.eye(4), (6, 1, 1)), **m.geometry_kwargs())
+    assert geo["kept"].shape == (6 * 118 * 48 * 96,) and 0.3 < geo["kept"].mean() < 1.0
+    cells = np.unique(geo["geom_feats"][:, 0].astype(np.int64) * 360 + geo["geom_feats"][:, 1])
+    assert len(cells) > 0.2 * 360 * 360  # the six cameras see all around
+    assert not ranks_unique(geo["geom_feats"], geo["ranks"])  # AWML's ranks collide on a grid wider than fW
+
+
+def test_mismatched_camera_and_lidar_grids_are_one_error():
+    with pytest.raises(ValueError, match=r"camera BEV grid \[25, 25\].*must equal the lidar BEV grid \[50, 50\]"):
+        build_model(**{**DEMO_MODEL, "vtransform_downsample": 1, "xbound": (-32.0, 32.0, 2.56),
+                       "ybound": (-32.0, 32.0, 2.56)})
