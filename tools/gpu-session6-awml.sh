@@ -111,6 +111,6 @@ run() {  # name, time limit (s), pytest -k expression ('' for all), autoware-dep
 BACKENDS="pytorch@$DEVICE,onnx@$DEVICE"
 # run1 deselects the engine builds: with --backends pytorch,onnx and the published mode 'both', every registered
 # engine backend would be built (TensorRT-RTX builds engines on the H100 it cannot run); run2 asks for 'tensorrt'
-run run1 "$RUN1_TIMEOUT" "not test_export_tensorrt" --backends "$BACKENDS" --cfg-options "evaluation.num_samples=$FRAMES" "${EXTRA[@]}"
-run run2 "$RUN2_TIMEOUT" "not latency" --cfg-options "evaluation.num_samples=$FRAMES" "verification.enabled=True" "${EXTRA[@]}"
+run run1 "$RUN1_TIMEOUT" "${RUN1_SELECT:-not test_export_tensorrt}" --backends "$BACKENDS" --cfg-options "evaluation.num_samples=$FRAMES" "${EXTRA[@]}"
+run run2 "$RUN2_TIMEOUT" "${RUN2_SELECT:-not latency}" --cfg-options "evaluation.num_samples=$FRAMES" "verification.enabled=True" "${EXTRA[@]}"
 for k in "${!rc[@]}"; do echo "exit code $k=${rc[$k]}"; done
