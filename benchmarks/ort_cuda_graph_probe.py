@@ -16,7 +16,6 @@ Needs onnxruntime-gpu and a CUDA torch; elsewhere it says so and exits 0.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ort_host_copies import _graph, cuda_ort_missing  # noqa: E402  (the same small conv graph)
+from ort_host_copies import _graph, cuda_script_args  # noqa: E402  (the same small conv graph)
 
 
 def _per_call_ms(fn, n, sync):
@@ -62,19 +61,12 @@ def _profile(fn, torch, n=3):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--shape", default="1,5,1860,2880")
-    p.add_argument("--rounds", type=int, default=30)
-    p.add_argument("--json", default=None)
-    ns = p.parse_args(argv)
-    why_not = cuda_ort_missing()
-    if why_not:
-        print(f"skipped: {why_not}")
+    ns = cuda_script_args(argv, __doc__.split("\n\n")[0])
+    if ns is None:
         return 0
     import onnxruntime as ort
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from pytest_autoware_deploy.backends.onnxruntime import OnnxRuntimeRunner, providers_for
 
     shape = tuple(int(s) for s in ns.shape.split(","))

@@ -63,8 +63,10 @@ def cuda_ort_missing() -> str:
     return ""
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def cuda_script_args(argv, description):
+    """The ORT CUDA scripts' command line (--shape, --rounds, --json), with the project importable; None, after
+    saying why, where this machine cannot run them."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--shape", default="1,5,1860,2880")
     p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--json", default=None)
@@ -72,11 +74,18 @@ def main(argv=None) -> int:
     why_not = cuda_ort_missing()
     if why_not:
         print(f"skipped: {why_not}")
+        return None
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    return ns
+
+
+def main(argv=None) -> int:
+    ns = cuda_script_args(argv, __doc__.split("\n\n")[0])
+    if ns is None:
         return 0
     import onnxruntime as ort
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from pytest_autoware_deploy.backends.onnxruntime import OnnxRuntimeRunner
 
     shape = tuple(int(s) for s in ns.shape.split(","))

@@ -19,17 +19,7 @@ $PY -c "import torch, onnxruntime as o; print(torch.__version__, torch.cuda.get_
 grep -m1 'model name' /proc/cpuinfo
 COMMON=(-p no:cacheprovider -o addopts= -rfEs -q)
 declare -A rc
-small_split() {  # spec -> "KEY=PATH" of its family's small split (FAMILY['synthetic']), FRAMES frames
-  $PY - "$1" "$WD/data/$1" "${FRAMES:-8}" <<'PY'
-import importlib, sys
-from mmengine.config import Config
-from pytest_autoware_deploy.registry import small_split_ref
-family = Config.fromfile(f"deploy_specs/{sys.argv[1]}.py").get("family")  # no validation: the data is not there yet
-module, _, func = small_split_ref(family).partition(":")
-key, path = getattr(importlib.import_module(module), func)(sys.argv[2], int(sys.argv[3]))
-print(f"{key}={path}")
-PY
-}
+source "$(dirname "$0")/gpu-common.sh"  # small_split
 if [[ " $PARTS " == *" unit "* ]]; then
   $PY -m pytest "${COMMON[@]}" tests/backends/test_onnxruntime_cuda.py tests/backends/test_tensorrt_cuda.py \
       tests/models/lidar_common/test_host_torch.py; rc[unit]=$?

@@ -19,17 +19,7 @@ export PYTHONUNBUFFERED=1
 $PY -c "import torch, transformers, onnxruntime as o; print(torch.__version__, transformers.__version__, torch.cuda.get_device_name(0), o.__version__, o.get_available_providers())"
 COMMON=(-p no:cacheprovider -o addopts= -rfEs -q)
 declare -A rc
-small_split() {  # spec -> "KEY=PATH" of its family's small split (FAMILY['synthetic']), FRAMES frames
-  $PY - "$1" "$WD/data/$1" "${FRAMES:-8}" <<'PY'
-import importlib, sys
-from mmengine.config import Config
-from pytest_autoware_deploy.registry import small_split_ref
-family = Config.fromfile(f"deploy_specs/{sys.argv[1]}.py").get("family")
-module, _, func = small_split_ref(family).partition(":")
-key, path = getattr(importlib.import_module(module), func)(sys.argv[2], int(sys.argv[3]))
-print(f"{key}={path}")
-PY
-}
+source "$(dirname "$0")/gpu-common.sh"  # small_split
 if [[ " $PARTS " == *" diag "* ]]; then
   timeout 90 $PY - "$WD/diag" <<'PY'; rc[diag]=$?
 import sys, pathlib, torch, onnx
