@@ -88,7 +88,7 @@ class OnnxRuntimeRunner(Runner):
     def _phases(self, feed):
         return self._bound(feed) if self.device.startswith("cuda") else None
 
-    def _bound(self, feed, session=None) -> dict:
+    def _bound(self, feed, session=None, first=None) -> dict:
         """Device buffers bound once; callables for host->device, compute and device->host.
 
         With torch's CUDA build (the ``gpu`` extra) the host side is page-locked staging memory and the
@@ -97,10 +97,10 @@ class OnnxRuntimeRunner(Runner):
         own OrtValues copied from pageable numpy. ``self.host_memory`` says which ran (the report's phases)."""
         session = session or self.session
         idx = int(self.device.partition(":")[2] or 0)
-        # output shapes from the plain session: a CUDA-graph session gets bound runs only (an unbound host run
-        # there counts towards ONNX Runtime's pre-capture runs with other buffers)
-        first = {n: np.asarray(v) for n, v in zip(
-            self.output_names, self.session.run(self.output_names, {n: feed[n] for n in self.inputs}))}
+        # output shapes from the plain session's outputs (``first``, else one plain run): a CUDA-graph session gets
+        # bound runs only (an unbound host run there is captured with other buffers: a wrong, slow replay)
+        if first is None:
+            first = self._infer(feed)
         binding = session.io_binding()
         torch = _torch_cuda()
         if torch is None:
@@ -207,17 +207,17 @@ class OnnxRuntimeRunner(Runner):
         providers = providers_for(self.device, self.tf32)
         providers[0] = (providers[0][0], dict(providers[0][1], enable_cuda_graph="1"))
         try:
+            plain = self._infer(feed)
             session = ort.InferenceSession(session_source(self.path, opts), sess_options=opts, providers=providers)
-            bound = self._bound(feed, session)
+            bound = self._bound(feed, session, first=plain)
             bound["h2d"]()
             for _ in range(GRAPH_WARMUP_RUNS):  # ORT's regular runs before it captures, the capture, a replay
                 bound["compute"]()
             replayed = bound["d2h"]()
         except Exception as exc:  # ORT refuses graphs with CPU-placed nodes or dynamic buffers
             return f"{self.name}: ONNX Runtime could not capture a CUDA graph: {str(exc).splitlines()[0]}"
-        plain = self._infer(feed)
         for name, got in zip(self.output_names, replayed):
-            want = np.asarray(plain[name])
+            want = plain[name]
             if got.shape != want.shape or not np.allclose(got, want, rtol=1e-3, atol=1e-5, equal_nan=True):
                 diff = np.abs(got.astype(np.float64) - want).max() if got.shape == want.shape else "shape"
                 return (f"{self.name}: ONNX Runtime's CUDA-graph replay computes something else than the plain run "
