@@ -26,11 +26,13 @@ from .compare import Comparison
 
 @dataclass
 class Detections:
-    """One image's (or point cloud's) detections: ``boxes (n, D)``, ``scores (n,)``, ``labels (n,)``."""
+    """One image's (or point cloud's) detections: ``boxes (n, D)``, ``scores (n,)``, ``labels (n,)``; for 3D
+    boxes optionally ``heading_norm (n,)``, the magnitude of the head's (sin, cos) behind each yaw."""
 
     boxes: np.ndarray
     scores: np.ndarray
     labels: np.ndarray
+    heading_norm: np.ndarray | None = None
 
     def __post_init__(self):
         self.scores = np.asarray(self.scores, dtype=np.float64).reshape(-1)
@@ -41,6 +43,11 @@ class Detections:
         if not len(self.boxes) == len(self.scores) == len(self.labels):
             raise ValueError(f"detections have {len(self.boxes)} boxes, {len(self.scores)} scores and "
                              f"{len(self.labels)} labels")
+        if self.heading_norm is not None:
+            self.heading_norm = np.asarray(self.heading_norm, dtype=np.float64).reshape(-1)
+            if len(self.heading_norm) != len(self.scores):
+                raise ValueError(f"detections have {len(self.scores)} boxes and {len(self.heading_norm)} "
+                                 "heading norms")
 
     def __len__(self):
         return len(self.scores)

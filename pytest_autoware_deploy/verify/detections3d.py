@@ -8,8 +8,16 @@ order each take the nearest free backend detection of the same class within ``ma
 Boxes are ``[x, y, z, l, w, h, yaw, (vx, vy)]``. For every match the errors are checked:
 
 - ``center_atol``: 3D centre distance; ``size_atol``: max |dl|, |dw|, |dh|; ``yaw_atol``: wrapped yaw
-  difference (radians; ``yaw_period=pi`` ignores a flipped heading); ``velocity_atol``: velocity L2;
-  ``score_atol``: |score difference|
+  difference (radians; ``yaw_period=pi`` ignores a flipped heading), weighed by the reference's heading
+  magnitude (below); ``velocity_atol``: velocity L2; ``score_atol``: |score difference|
+
+Yaw is ``atan2(sin, cos)`` of two head outputs. A trained head's ``(sin, cos)`` has magnitude ~1, and an
+error ``e`` in those outputs turns the yaw by about ``e`` radians; a head that has not learned an orientation
+(magnitude ``r`` near 0) turns it by about ``e / r``, so its yaw swings by radians under the last digits of
+fp32/TF32 while every output it computes agrees. When the detections carry the magnitude (``heading_norm``,
+which the bundled lidar and camera 3D decoders output), the yaw error checked is ``|dyaw| * min(1, r_ref)``:
+the angle itself for a committed heading, the perturbation of the head's outputs for an uncommitted one.
+A committed heading that turns is caught as before; the raw angle is reported beside it.
 - unmatched detections on either side <= ``max_unmatched`` per case; an unmatched detection scoring
   below ``min_score`` is *borderline* (its twin may sit just under the score threshold on the other
   backend): counted, never a failure.
@@ -59,18 +67,22 @@ def match_by_center(ref: Detections, act: Detections, match_dist: float) -> Matc
     return greedy_match(ref, act, dist, dist <= match_dist, higher_is_better=False)
 
 
-def match_errors(r: np.ndarray, a: np.ndarray, rs: float, as_: float, yaw_period=2 * np.pi) -> dict:
-    """The five errors of one matched pair of boxes (and scores)."""
+def match_errors(r: np.ndarray, a: np.ndarray, rs: float, as_: float, yaw_period=2 * np.pi,
+                 heading_norm: float | None = None) -> dict:
+    """The five errors of one matched pair of boxes (and scores); ``heading_norm``: the reference box's
+    ``|(sin, cos)|``, which weighs the yaw error (module docstring)."""
     vel = float(np.linalg.norm(a[7:9] - r[7:9])) if len(r) >= 9 and len(a) >= 9 else 0.0
+    yaw = float(wrap_angle(a[6] - r[6], yaw_period))
+    weight = 1.0 if heading_norm is None else min(1.0, float(heading_norm))
     return {"center": float(np.linalg.norm(a[:3] - r[:3])), "size": float(np.abs(a[3:6] - r[3:6]).max()),
-            "yaw": float(wrap_angle(a[6] - r[6], yaw_period)), "velocity": vel, "score": abs(float(as_) - float(rs))}
+            "yaw": yaw * weight, "velocity": vel, "score": abs(float(as_) - float(rs)), "yaw_angle": yaw}
 
 
 def detection3d_stats(refs, acts, tol: Detection3DTolerance) -> dict:
     """Matching statistics over a batch (lists of Detections, one per frame), plus the worst match."""
     stats = {"frames": len(refs), "ref_detections": 0, "actual_detections": 0, "matched": 0, "unmatched_ref": 0,
              "unmatched_actual": 0, "borderline": 0, **{f"max_{e}_err": 0.0 for e in ERRORS},
-             "mean_center_err": 0.0, "worst": None}
+             "max_yaw_angle_err": 0.0, "mean_center_err": 0.0, "worst": None}
     center_sum, worst = 0.0, -np.inf
     atol = {e: getattr(tol, f"{e}_atol") for e in ERRORS}
     for frame, (ref, act) in enumerate(zip(refs, acts)):
@@ -83,7 +95,9 @@ def detection3d_stats(refs, acts, tol: Detection3DTolerance) -> dict:
             stats["borderline"] += low
             stats[f"unmatched_{side}"] += len(idx) - low
         for i, j in m.pairs:
-            err = match_errors(ref.boxes[i], act.boxes[j], ref.scores[i], act.scores[j], tol.yaw_period)
+            heading = None if ref.heading_norm is None else ref.heading_norm[i]
+            err = match_errors(ref.boxes[i], act.boxes[j], ref.scores[i], act.scores[j], tol.yaw_period, heading)
+            stats["max_yaw_angle_err"] = max(stats["max_yaw_angle_err"], err["yaw_angle"])
             center_sum += err["center"]
             for e in ERRORS:
                 stats[f"max_{e}_err"] = max(stats[f"max_{e}_err"], err[e])
@@ -91,6 +105,7 @@ def detection3d_stats(refs, acts, tol: Detection3DTolerance) -> dict:
             if excess > worst:
                 worst = excess
                 stats["worst"] = {"frame": frame, "label": int(ref.labels[i]), "errors": err,
+                                  "heading_norm": None if heading is None else round(float(heading), 4),
                                   "ref_score": float(ref.scores[i]), "actual_score": float(act.scores[j]),
                                   "ref_box": [round(float(v), 3) for v in ref.boxes[i]],
                                   "actual_box": [round(float(v), 3) for v in act.boxes[j]]}
@@ -104,8 +119,9 @@ def compare_detections3d(refs, acts, tol: Detection3DTolerance, where: str) -> C
     if len(refs) != len(acts):
         return Comparison(False, {}, f"{where}: {len(acts)} frames of detections, reference has {len(refs)}")
     stats = detection3d_stats(refs, acts, tol)
-    problems = [f"matched {e} error {stats[f'max_{e}_err']:.4g} > {e}_atol {getattr(tol, f'{e}_atol'):g}"
-                for e in ERRORS if stats[f"max_{e}_err"] > getattr(tol, f"{e}_atol")]
+    weighed = " (x min(1, heading magnitude))" if any(r.heading_norm is not None for r in refs) else ""
+    problems = [f"matched {e} error{weighed if e == 'yaw' else ''} {stats[f'max_{e}_err']:.4g} > {e}_atol "
+                f"{getattr(tol, f'{e}_atol'):g}" for e in ERRORS if stats[f"max_{e}_err"] > getattr(tol, f"{e}_atol")]
     unmatched = stats["unmatched_ref"] + stats["unmatched_actual"]
     if unmatched > tol.max_unmatched:
         problems.append(f"{stats['unmatched_ref']} reference and {stats['unmatched_actual']} backend detections "
@@ -113,15 +129,19 @@ def compare_detections3d(refs, acts, tol: Detection3DTolerance, where: str) -> C
     if not problems:
         return Comparison(True, stats)
     w = stats["worst"]
+    heading = (f", yaw {w['errors']['yaw_angle']:.4g} rad at heading magnitude {w['heading_norm']:g}"
+               if w and w.get("heading_norm") is not None else "")
     detail = (f"; worst match: frame {w['frame']}, class {w['label']}, score {w['actual_score']:.4f} vs "
-              f"{w['ref_score']:.4f}, box {w['actual_box']} vs {w['ref_box']}") if w else ""
+              f"{w['ref_score']:.4f}, box {w['actual_box']} vs {w['ref_box']}{heading}") if w else ""
     summary = (f" [{stats['matched']} matched of {stats['ref_detections']} reference / "
                f"{stats['actual_detections']} backend detections, mean centre error {stats['mean_center_err']:.4g} m, "
                f"{stats['borderline']} borderline below min_score]")
     return Comparison(False, stats, f"{where}: " + "; ".join(problems) + detail + summary)
 
 
-def detections_from_outputs(outputs: dict, boxes="boxes_3d", scores="scores", labels="labels") -> list:
-    """A pipeline's final outputs (one frame) as ``[Detections]``: the decoder for ``verification.outputs``."""
+def detections_from_outputs(outputs: dict, boxes="boxes_3d", scores="scores", labels="labels",
+                            heading_norm="heading_norm") -> list:
+    """A pipeline's final outputs (one frame) as ``[Detections]``: the decoder for ``verification.outputs``
+    (``heading_norm`` is used when the outputs have it)."""
     return [Detections(np.asarray(outputs[boxes]).reshape(-1, np.asarray(outputs[boxes]).shape[-1]),
-                       outputs[scores], outputs[labels])]
+                       outputs[scores], outputs[labels], outputs.get(heading_norm))]

@@ -84,3 +84,45 @@ def test_frame_count_mismatch_and_outputs_decoder():
     assert len(d) == 1 and len(d[0]) == 2
     cmp = compare_detections3d(d, d + d, Detection3DTolerance(), "spec s")
     assert not cmp.passed and "2 frames of detections, reference has 1" in cmp.message
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1e-3, 1.5), st.floats(-np.pi, np.pi), st.floats(0, 0.5), st.floats(-np.pi, np.pi))
+def test_yaw_error_is_weighed_by_the_reference_heading_magnitude(r, yaw, e, e_dir):
+    """An error ``e`` in the head's (sin, cos) turns the yaw by up to ~e / r: weighed by min(1, r), the checked
+    yaw error stays within (pi / 2) e while e < r, whatever the magnitude; r >= 1 checks the angle itself."""
+    from pytest_autoware_deploy.models.lidar_common.boxes import yaw_from_heading
+    from pytest_autoware_deploy.verify.detections3d import match_errors
+
+    sin_r, cos_r = r * np.sin(yaw), r * np.cos(yaw)
+    yaw_r, norm_r = yaw_from_heading(sin_r, cos_r)
+    yaw_a, _ = yaw_from_heading(sin_r + e * np.sin(e_dir), cos_r + e * np.cos(e_dir))
+    box = np.array([0, 0, 0, 4, 2, 1.5, 0, 0, 0], np.float64)
+    err = match_errors(np.r_[box[:6], yaw_r, box[7:]], np.r_[box[:6], yaw_a, box[7:]], 0.5, 0.5,
+                       heading_norm=norm_r)
+    assert norm_r == pytest.approx(r)
+    if e < r:
+        assert err["yaw"] <= np.pi / 2 * e + 1e-9
+    if r >= 1:
+        assert err["yaw"] == err["yaw_angle"]
+    assert err["yaw"] <= err["yaw_angle"] + 1e-12
+
+
+def test_a_committed_heading_that_turns_fails_and_an_uncommitted_one_is_reported_with_its_magnitude():
+    box = np.array([[5.0, 5, 0, 4, 2, 1.5, 0.2, 0, 0]])
+    turned = box.copy()
+    turned[0, 6] += 0.5
+    tol = Detection3DTolerance(yaw_atol=0.1)
+    committed = compare_detections3d([Detections(box, [0.9], [0], [0.98])], [Detections(turned, [0.9], [0])], tol,
+                                     "w")
+    assert not committed.passed and "matched yaw error (x min(1, heading magnitude)) 0.49" in committed.message
+    assert "yaw 0.5 rad at heading magnitude 0.98" in committed.message
+    loose = compare_detections3d([Detections(box, [0.9], [0], [0.03])], [Detections(turned, [0.9], [0])], tol, "w")
+    assert loose.passed and loose.stats["max_yaw_angle_err"] == pytest.approx(0.5)
+    assert loose.stats["max_yaw_err"] == pytest.approx(0.015)
+    no_norm = compare_detections3d([Detections(box, [0.9], [0])], [Detections(turned, [0.9], [0])], tol, "w")
+    assert not no_norm.passed and "matched yaw error 0.5 > yaw_atol 0.1" in no_norm.message
+    out = {"boxes_3d": box, "scores": [0.9], "labels": [0], "heading_norm": np.array([0.5], np.float32)}
+    assert detections_from_outputs(out)[0].heading_norm.tolist() == [0.5]
+    with pytest.raises(ValueError, match="1 boxes and 2 heading norms"):
+        Detections(box, [0.9], [0], [0.5, 0.5])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..lidar_common.boxes import circle_nms, empty_detections, sigmoid
+from ..lidar_common.boxes import circle_nms, empty_detections, sigmoid, yaw_from_heading
 from ..lidar_common.host_device import on_device, resolve_host_device, to_numpy
 from ..lidar_common.voxelize import grid_shape, pillar_features, scatter, voxelize
 
@@ -89,11 +89,11 @@ def decode_centerpoint(heads, voxel_size, point_cloud_range, out_size_factor, sc
     x = (xs + reg[0]) * cell_x + point_cloud_range[0]
     y = (ys + reg[1]) * cell_y + point_cloud_range[1]
     z = hei[0] - dim[2] / 2  # the head predicts the gravity centre; boxes carry the bottom centre
-    yaw = np.arctan2(rot[0], rot[1])
+    yaw, heading = yaw_from_heading(rot[0], rot[1])
     boxes = np.stack([x, y, z, dim[0], dim[1], dim[2], yaw, vel[0], vel[1]], 1)
     keep = circle_nms(boxes[:, :2], scores, nms_radius, post_max_size)
     return {"boxes_3d": boxes[keep].astype(np.float32), "scores": scores[keep].astype(np.float32),
-            "labels": cls[keep].astype(np.int64)}
+            "labels": cls[keep].astype(np.int64), "heading_norm": heading[keep].astype(np.float32)}
 
 
 class CenterPointPipeline:

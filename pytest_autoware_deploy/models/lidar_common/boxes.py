@@ -58,4 +58,13 @@ def draw_gaussian(heatmap, cx, cy, radius):
 
 def empty_detections():
     return {"boxes_3d": np.zeros((0, 9), np.float32), "scores": np.zeros((0,), np.float32),
-            "labels": np.zeros((0,), np.int64)}
+            "labels": np.zeros((0,), np.int64), "heading_norm": np.zeros((0,), np.float32)}
+
+
+def yaw_from_heading(sin, cos):
+    """A head's heading vector ``(sin, cos)`` -> ``(yaw, |(sin, cos)|)``. The magnitude says how much the head
+    commits to an orientation (about 1 once trained; near 0 where it has not learned one): the detection
+    comparator weighs yaw differences by it (``verify/detections3d.py``), so it travels with the boxes as the
+    pipelines' ``heading_norm`` output."""
+    sin, cos = np.asarray(sin, np.float64), np.asarray(cos, np.float64)
+    return np.arctan2(sin, cos), np.hypot(sin, cos)

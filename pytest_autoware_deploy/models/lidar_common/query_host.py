@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .boxes import circle_nms, empty_detections
+from .boxes import circle_nms, empty_detections, yaw_from_heading
 from .host_device import on_device, resolve_host_device, stage_feed
 from .voxelize import voxelize
 
@@ -27,16 +27,16 @@ def decode_queries(centre, height, log_dim, sin, cos, vel, scores, labels, voxel
     y = centre[1] * out_size_factor * voxel_size[1] + point_cloud_range[1]
     dim = np.exp(log_dim)
     z = height - dim[2] / 2
-    yaw = np.arctan2(sin, cos)
+    yaw, heading = yaw_from_heading(sin, cos)
     boxes = np.stack([x, y, z, dim[0], dim[1], dim[2], yaw, vel[0], vel[1]], 1)[keep]
-    scores, labels = scores[keep], labels[keep]
+    scores, labels, heading = scores[keep], labels[keep], heading[keep]
     order = np.argsort(-scores, kind="stable")
     if nms_radius:
         order = circle_nms(boxes[:, :2], scores, nms_radius, post_max_size)
     elif post_max_size:
         order = order[:post_max_size]
     return {"boxes_3d": boxes[order].astype(np.float32), "scores": scores[order].astype(np.float32),
-            "labels": labels[order].astype(np.int64)}
+            "labels": labels[order].astype(np.int64), "heading_norm": heading[order].astype(np.float32)}
 
 
 class QueryHost:

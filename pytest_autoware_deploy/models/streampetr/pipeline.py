@@ -21,7 +21,7 @@ import weakref
 
 import numpy as np
 
-from ..lidar_common.boxes import circle_nms, empty_detections
+from ..lidar_common.boxes import circle_nms, empty_detections, yaw_from_heading
 from .dataset import frames_of
 
 MEMORY = ("embedding", "reference_point", "timestamp", "egopose", "velo")
@@ -38,11 +38,11 @@ def decode_streampetr(cls_scores, bbox_preds, pc_range, max_num=100, score_thres
     s, labels, q = flat[order], order % cls.shape[1], order // cls.shape[1]
     b = bbox[q]
     dims = np.exp(b[:, 3:6])
-    boxes = np.concatenate([b[:, 0:2], b[:, 2:3] - dims[:, 2:3] / 2, dims,
-                            np.arctan2(b[:, 6], b[:, 7])[:, None], b[:, 8:10]], 1)
+    yaw, heading = yaw_from_heading(b[:, 6], b[:, 7])
+    boxes = np.concatenate([b[:, 0:2], b[:, 2:3] - dims[:, 2:3] / 2, dims, yaw[:, None], b[:, 8:10]], 1)
     lo, hi = np.asarray(pc_range[:3]), np.asarray(pc_range[3:])
     keep = (s >= score_threshold) & np.all((b[:, :3] >= lo) & (b[:, :3] <= hi), 1)
-    boxes, s, labels = boxes[keep], s[keep], labels[keep]
+    boxes, s, labels, heading = boxes[keep], s[keep], labels[keep], heading[keep]
     if not len(s):
         return empty_detections()
     idx = np.arange(len(s))
@@ -51,7 +51,7 @@ def decode_streampetr(cls_scores, bbox_preds, pc_range, max_num=100, score_thres
     elif post_max_size:
         idx = idx[:post_max_size]
     return {"boxes_3d": boxes[idx].astype(np.float32), "scores": s[idx].astype(np.float32),
-            "labels": labels[idx].astype(np.int64)}
+            "labels": labels[idx].astype(np.int64), "heading_norm": heading[idx].astype(np.float32)}
 
 
 class _Memory:
