@@ -67,7 +67,7 @@ verification = dict(
                                  decoder='pytest_autoware_deploy.verify.points:points_from_outputs',
                                  decoder_kwargs=dict(scores='pred_probs'),
                                  min_agreement=0.9999, score_atol=5e-3, margin=1e-3,
-                                 policies=dict(fp16=dict(min_agreement=0.999, score_atol=0.02, margin=0.02),
+                                 policies=dict(fp16=dict(min_agreement=0.999, score_atol=0.03, margin=0.02),
                                                int8=dict(min_agreement=0.98, score_atol=0.3, margin=0.1),
                                                fp32_tf32=dict(min_agreement=0.999, score_atol=0.03, margin=0.02)))),
 )
@@ -75,6 +75,9 @@ verification = dict(
 # accumulation): on the H100 (2026-11-25, 8 sweeps) pytorch@cuda:0 was 0.0085 and onnx@cuda:0 0.019 off the CPU
 # reference in probability, all labels agreeing; fp16's label rule and 1.5x the worst measured score error. The
 # element-wise stage check of the same probabilities on CUDA: the same 0.03 (precision.tolerances.fp32_tf32).
+# fp16 rounds every tensor to fp16's 10 mantissa bits, TF32 only the convolutions' inputs, so fp16's score_atol
+# is not tighter than fp32_tf32's: 0.03 (was 0.02, set from the CPU's emulated fp16; the H100's real fp16
+# kernels gave 0.0225 on one point of 24,632 with 24,629 labels agreeing, 2026-12-07, docs/gpu-results.md).
 
 # fp16: the sensitive ops (precision.py's default) plus the frustum scatters stay fp32. ScatterElements with
 # reduction add/max has no fp16 kernel in ONNX Runtime's CPU EP ("MLFloat16 data type is not supported with
