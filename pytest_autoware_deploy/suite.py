@@ -27,6 +27,7 @@ from pytest_autoware_deploy.spec.model import BackendId
 from pytest_autoware_deploy.spec.stages import stage_names, stage_verified_under
 from pytest_autoware_deploy.verify import Tolerance, compare_output
 from pytest_autoware_deploy.verify.output_checks import output_checks, run_detection_check, verified_outputs
+from pytest_autoware_deploy.verify.streaming import nothing_compared
 
 
 NATIVE = ShapeCase("native")  # a stage runs at the shapes its recorded inputs have
@@ -213,6 +214,9 @@ def _verify(state, backend, output, sample_idx, case):
                   else compare_output(reference[output], actual[output], tol, where))
     state.store.add_verification(spec.name, str(backend), output, f"sample{sample_idx}-{case.id}", result.stats,
                                  result.passed, result.message)
+    empty = nothing_compared(result.stats or {}, where, 1) if check and result.passed else ""
+    if empty:
+        pytest.skip(empty)
     if not result.passed:
         from pytest_autoware_deploy.verify.agreement_state import verification_localization
 
@@ -561,7 +565,8 @@ def _parametrize_agreement(metafunc, spec, name):
 def test_agreement(deploy_spec, deploy_state, backend):
     """The backend agrees with its reference on every evaluated sample (the policy's limit on how many may
     disagree); a failure names the output, the worst samples and the first diverging ONNX node."""
-    from pytest_autoware_deploy.verify.agreement_state import agreement_failure, worst_failing_samples
+    from pytest_autoware_deploy.verify.agreement_state import (agreement_failure, agreement_nothing_compared,
+                                                               worst_failing_samples)
     from pytest_autoware_deploy.verify.islands_state import islands_message
 
     with user_errors():
@@ -569,8 +574,11 @@ def test_agreement(deploy_spec, deploy_state, backend):
         failure = agreement_failure(deploy_state, backend)
         if failure:  # fp16/int8: what to keep in fp32
             failure += islands_message(deploy_state, backend, worst_failing_samples(deploy_state, backend))
+        empty = "" if failure else agreement_nothing_compared(deploy_state, backend)
     if failure:
         pytest.fail(failure, pytrace=False)
+    if empty:
+        pytest.skip(empty)
 
 
 def test_batch_invariance(deploy_spec, deploy_state, backend):

@@ -283,6 +283,8 @@ def agreement_failure(state, backend) -> str:
     report, failures, localized = {}, [], {}
     for name, verdict in verdicts.items():
         report[name] = {"passed": verdict.passed, **verdict.summary}
+        if verdict.nothing_compared:
+            report[name]["nothing_compared"] = verdict.nothing_compared
         if verdict.passed:
             continue
         text = f"spec {spec.name}: {verdict.message}"
@@ -299,6 +301,15 @@ def agreement_failure(state, backend) -> str:
     _store(state, backend, {"passed": not failures, "limit": str(agreement_of(state).settings.limit(
         backend.policy_name)), "outputs": report})
     return "\n".join(f for f in failures if f)
+
+
+def agreement_nothing_compared(state, backend) -> str:
+    """When every output's agreement passed without comparing anything (detection outputs with no detection
+    on either side), why -- the test skips with it instead of claiming agreement; else ''."""
+    verdicts = agreement_of(state).verdicts(backend)
+    if verdicts and all(v.passed and v.nothing_compared for v in verdicts.values()):
+        return f"spec {state.spec.name}: " + "; ".join(v.nothing_compared for v in verdicts.values())
+    return ""
 
 
 def _store(state, backend, entry: dict):

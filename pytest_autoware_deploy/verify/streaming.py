@@ -182,6 +182,18 @@ class Verdict:
     passed: bool
     message: str
     summary: dict
+    nothing_compared: str = ""  # why a passing verdict claims nothing (no detection on either side)
+
+
+def nothing_compared(stats: dict, where: str, samples: int) -> str:
+    """The reason a detection comparison compared nothing -- no reference and no backend detection over
+    ``samples`` samples -- or '' when something was compared. Such a pass would claim agreement it never
+    checked (e.g. random weights whose scores all sit under the decoder's threshold)."""
+    if stats.get("ref_detections") == 0 and stats.get("actual_detections") == 0:
+        return (f"{where}: no detection on either side over {samples} sample(s), so nothing was compared "
+                "(every score under the decoder's threshold: random weights, or a threshold above the model's "
+                "scores)")
+    return ""
 
 
 class _WorstK:
@@ -409,7 +421,7 @@ class DetectionAgreement:
             problems.append(f"match rate {self.totals['matched']}/{self.totals['ref_detections']} ({rate:.2%}) < "
                             f"{limit.min_match_rate:.2%}")
         if not problems:
-            return Verdict(True, "", summary)
+            return Verdict(True, "", summary, nothing_compared(self.totals, self.where, self.samples))
         errs = " ".join(f"{k}={v:.4g}" for k, v in sorted(self.max_err.items()))
         lines = [f"{self.where}: " + "; ".join(problems),
                  f"  over all {self.samples} samples: {self.totals.get('matched', 0)} matched of "

@@ -260,3 +260,20 @@ def test_detection_agreement_takes_any_comparison():
     acc = DetectionAgreement("boxes")
     acc.add(0, Comparison(True, {"matched": 3, "ref_detections": 3, "max_center_err": 0.01}))
     assert acc.verdict().passed and acc.to_dict()["max_center_err"] == 0.01
+
+
+def test_detection_agreement_with_no_detection_on_either_side_says_nothing_was_compared():
+    tol = DetectionTolerance(iou=0.5, score_atol=0.05, box_atol=2.0)
+    empty = Detections(np.zeros((0, 4)), [], [])
+    acc = DetectionAgreement("boxes_3d", where="output 'boxes_3d'")
+    for i in range(3):
+        acc.add(i, compare_detections([empty], [empty], tol, f"sample {i}"))
+    verdict = acc.verdict()
+    assert verdict.passed and verdict.nothing_compared.startswith(
+        "output 'boxes_3d': no detection on either side over 3 sample(s), so nothing was compared")
+    one = Detections(np.array([[0.0, 0, 10, 10]]), [0.9], [0])
+    acc.add(3, compare_detections([one], [one], tol, "sample 3"))  # one compared box makes it a claim
+    assert acc.verdict().passed and acc.verdict().nothing_compared == ""
+    lost = DetectionAgreement("boxes_3d")
+    lost.add(0, compare_detections([empty], [one], tol, "sample 0"))  # detections on one side only: a failure
+    assert not lost.verdict().passed and lost.verdict().nothing_compared == ""
