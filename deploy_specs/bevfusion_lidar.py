@@ -62,9 +62,9 @@ evaluation = dict(
 )
 
 # fp16 vs pytorch, measured 2026-12-07 over the 60 val sweeps (emulated fp16, run unoptimized): 496/496 boxes matched,
-# centre <= 0.030 m, score <= 0.0011, size <= 0.066, yaw <= 0.095 rad -- the two worst are low-score pedestrians
-# (0.11, 0.15) whose yaw the under-trained head barely predicts; size and yaw tolerances widened to that for fp16
-verification = dict(outputs=dict(boxes_3d=dict(policies=dict(fp16=dict(size_atol=0.08, yaw_atol=0.1)))))
+# centre <= 0.030 m, score <= 0.0011, size <= 0.066, yaw 0.009 weighed by the head's |(sin, cos)| (0.095 rad as an
+# angle, on low-score pedestrians whose heading the demo head barely predicts); size tolerance widened for fp16
+verification = dict(outputs=dict(boxes_3d=dict(policies=dict(fp16=dict(size_atol=0.08)))))
 
 # the sparse-convolution reference kernels take float32 (onnxruntime-extensions Python ops): the fp16 graph keeps
 # them in fp32 and runs the dense part (BN, backbone, neck, head) in fp16; TensorRT's plugins run their own fp16
