@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..custom_ops import session_source
-from ..errors import ArtifactError, BackendUnavailable
+from ..errors import ArtifactError, BackendUnavailable, InferenceError
 from .base import Runner
 from .inputs import TensorMeta, numpy_dtype_of
 
@@ -24,6 +24,23 @@ def providers_for(device: str, tf32=None):
             options["use_tf32"] = int(tf32)
         return [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
+
+
+def known_runtime_limit(message: str, device: str, feed: dict) -> str:
+    """An explanation for an ONNX Runtime failure that is a known limit of its execution provider rather than a
+    defect of the graph, or ''. cuDNN's batch-norm kernel (the CUDA EP's BatchNormalization) refuses large batch
+    axes: CenterPoint's pillar encoder (PFN BatchNorm1d over voxels) fails at AWML's 96000-voxel profile maximum
+    on an H100 while 20001 voxels pass. TensorRT folds that node into the MatMul before it, so the engine a
+    deployment runs is not affected; the ONNX Runtime verification is."""
+    if device.startswith("cuda") and "BatchNormalization" in message and "CUDNN_STATUS_NOT_SUPPORTED" in message:
+        node = message.split("Name:", 1)[1].split()[0].strip("'\"") if "Name:" in message else "a BatchNormalization"
+        rows = max((int(np.shape(v)[0]) for v in feed.values() if np.ndim(v)), default=0)
+        return (f"ONNX Runtime's CUDA execution provider cannot run {node}: cuDNN's batch-norm kernel refuses "
+                f"this input (CUDNN_STATUS_NOT_SUPPORTED; the feed's largest first axis is {rows}; measured on "
+                "an H100: 96000 pillars fail, 20001 pass). It is a limit of ONNX Runtime's CUDA EP, not of the "
+                "graph: TensorRT folds this BatchNormalization into the MatMul before it. Verify this shape on "
+                "onnx@cpu, or keep the CUDA EP's cases below that size (the stage's model_inputs max_shape).")
+    return ""
 
 
 class OnnxRuntimeRunner(Runner):
@@ -74,7 +91,13 @@ class OnnxRuntimeRunner(Runner):
         return f"{self.name} ({self.path})"
 
     def _infer(self, feed):
-        outs = self.session.run(self.output_names, {n: feed[n] for n in self.inputs})
+        try:
+            outs = self.session.run(self.output_names, {n: feed[n] for n in self.inputs})
+        except Exception as exc:
+            known = known_runtime_limit(str(exc), self.device, feed)
+            if known:
+                raise InferenceError(f"{self.describe()}: {known}") from exc
+            raise
         return dict(zip(self.output_names, outs))
 
     def _prepare(self, feed):
@@ -185,7 +208,13 @@ class OnnxRuntimeRunner(Runner):
         for name in self.output_names:
             binding.bind_output(name, "cuda", idx)
         torch.cuda.current_stream(value.device).synchronize()  # the producer's kernels finished
-        self.session.run_with_iobinding(binding)
+        try:
+            self.session.run_with_iobinding(binding)
+        except Exception as exc:
+            known = known_runtime_limit(str(exc), self.device, feed)
+            if known:
+                raise InferenceError(f"{self.describe()}: {known}") from exc
+            raise
         out = {}
         for name, value in zip(self.output_names, binding.get_outputs()):
             if 0 in value.shape():

@@ -122,3 +122,42 @@ def test_cuda_graphs_on_a_cpu_runner_say_why_not(tmp_path):
         assert runner.graph_call(feed) == "onnx@cpu: CUDA graphs need a CUDA device"
     with PyTorchRunner(nn.ReLU(), ["x"], ["y"], device="cpu") as runner:
         assert runner.graph_call(feed).endswith("CUDA graphs need a CUDA device")
+
+
+def test_cudnn_batchnorm_refusal_is_explained_as_the_cuda_eps_limit(tmp_path):
+    """The CUDA EP's cuDNN batch norm refuses CenterPoint's 96000-pillar BatchNormalization (H100, session 6): the
+    error says it is ONNX Runtime's limit, names the node and the size, and what still verifies that shape. No CUDA
+    EP here, so the session's failure is the message ONNX Runtime gave there; other failures pass unchanged."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])
+    onnx.save(helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])),
+              tmp_path / "m.onnx")
+    feed = {"x": np.ones((96000, 3), np.float32)}
+    cudnn = ("[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned while running BatchNormalization node. "
+             "Name:'/pfn_layers.0/norm/BatchNormalization' Status Message: CUDNN failure 9: CUDNN_STATUS_NOT_SUPPORTED")
+
+    class Refusing:
+        def __init__(self, session, message):
+            self.session, self.message = session, message
+
+        def run(self, *args):
+            raise RuntimeError(self.message)
+
+        def __getattr__(self, name):
+            return getattr(self.session, name)
+
+    with OnnxRuntimeRunner(tmp_path / "m.onnx") as runner:
+        runner.device, real = "cuda:0", runner.session
+        runner.session = Refusing(real, cudnn)
+        with pytest.raises(InferenceError) as info:
+            runner.infer(feed)
+        text = str(info.value)
+        assert "ONNX Runtime's CUDA execution provider cannot run /pfn_layers.0/norm/BatchNormalization" in text
+        assert "largest first axis is 96000" in text and "TensorRT folds this BatchNormalization" in text
+        runner.session = Refusing(real, "[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : something else")
+        with pytest.raises(RuntimeError, match="something else"):
+            runner.infer(feed)
+        runner.device = "cpu"  # the CPU EP has no cuDNN: the same words are not this limit there
+        runner.session = Refusing(real, cudnn)
+        with pytest.raises(RuntimeError, match="CUDNN_STATUS_NOT_SUPPORTED"):
+            runner.infer(feed)
