@@ -168,6 +168,7 @@ class DecoderLayer(nn.Module):
         self.ffns = nn.ModuleList([nn.ModuleDict({"layers": nn.Sequential(
             nn.Sequential(nn.Linear(dims, ffn_dims), nn.ReLU()), nn.Linear(ffn_dims, dims))})])
         self.norms = nn.ModuleList([nn.LayerNorm(dims) for _ in range(3)])
+        self.keep_attn, self.last_attn = False, None  # train.py's attention loss sets keep_attn; export never does
 
     def forward(self, query, query_pos, temp_memory, temp_pos, key, key_pos, attn_mask=None):
         q = query + query_pos
@@ -175,8 +176,9 @@ class DecoderLayer(nn.Module):
         v_self = torch.cat([query, temp_memory], 1)
         query = self.norms[0](query + self.attentions[0]["attn"](q, k_self, v_self, attn_mask=attn_mask,
                                                                    need_weights=False)[0])
-        query = self.norms[1](query + self.attentions[1]["attn"](query + query_pos, key + key_pos, key,
-                                                                   need_weights=False)[0])
+        out, weights = self.attentions[1]["attn"](query + query_pos, key + key_pos, key, need_weights=self.keep_attn)
+        self.last_attn = weights  # training only (``keep_attn``): the cross-attention, mean over heads
+        query = self.norms[1](query + out)
         return self.norms[2](query + self.ffns[0]["layers"](query))
 
 

@@ -308,11 +308,13 @@ def test_position_embedding_holds_under_tf32_where_a_matmul_form_did_not(split):
     from pytest_autoware_deploy.policies import DEFAULT_TOLERANCES
     from pytest_autoware_deploy.verify.tf32_emulation import EmulateTF32
 
-    from pytest_autoware_deploy.models.streampetr.train import CHECKPOINT, DEMO
+    from pytest_autoware_deploy.models.streampetr.train import DEMO
 
     atol = DEFAULT_TOLERANCES["fp32_tf32"]["atol"]
+    # the demo's initial (seeded) weights: what is checked is the form of the coordinate arithmetic. The trained
+    # checkpoint's encoder MLP has ~3x larger weights (pos_embed up to ~400), whose own TF32 rounding is 0.12 there
+    # with either form (README); the MatMul form adds the coordinates' error on top of it
     model = build_model(**DEMO)
-    model.load_state_dict({k: v.float() for k, v in torch.load(CHECKPOINT).items()})
     head = model.pts_bbox_head
     inputs = StreamPETRSamples(split)[0]["inputs"]
     img2lidar = torch.from_numpy(np.linalg.inv(inputs["lidar2img"].astype(np.float64)).astype(np.float32))
