@@ -356,9 +356,7 @@ def train(data, out, epochs=28, lr=2e-3, seed=0, radius=4.0, dn_groups=4, dn_min
     layers = head.transformer.decoder.layers
     for lay in layers:
         lay.keep_attn = bool(attn_weight)
-    model.to(dev)
-    if aux is not None:
-        aux.to(dev)
+    model.to(dev)  # the 2D auxiliary head stays on the CPU with the losses (the features come to it)
     params = list(model.parameters()) + (list(aux.parameters()) if aux else [])
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     total = epochs * len(samples)
@@ -415,7 +413,7 @@ def train(data, out, epochs=28, lr=2e-3, seed=0, radius=4.0, dn_groups=4, dn_min
                                             radius, return_assigned=True)
                 match_losses.append(loss.item())
                 if aux is not None:
-                    loss = loss + aux_weight * aux.loss(feats.cpu() if dev.type == "cpu" else feats.cpu(), lidar2img,
+                    loss = loss + aux_weight * aux.loss(feats.cpu(), lidar2img,
                                                         gt_code, gt_labels, img_hw)
                 if E:
                     target = torch.zeros(E, head.num_classes)
