@@ -198,7 +198,7 @@ SCHEMA: dict[str, Field] = {
                                                   "current/baseline lies entirely above +this %; see "
                                                   "bench/gate_stats.py and docs/performance.md"),
         "latency_confidence": F(NUM, 0.99, doc="two-sided confidence of the bootstrap interval, in (0, 1)"),
-        "latency_max_extensions": F(int, 3, doc="an inconclusive verdict doubles this run's rounds and decides "
+        "latency_max_extensions": F(int, 4, doc="an inconclusive verdict doubles this run's rounds and decides "
                                                 "again, at most this many times"),
         "latency_inconclusive": F(str, "pass", ("pass", "fail"), doc="still inconclusive after the extensions: "
                                   "pass with a LatencyGateWarning, or fail"),
