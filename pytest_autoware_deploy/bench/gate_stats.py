@@ -329,12 +329,12 @@ class GateResult:
 
 
 def gate_with_extensions(baseline, current, measure, names, min_effect_pct: float, min_delta_ms: float = 0.0,
-                         confidence: float = 0.99, max_extensions: int = 4, confirm: bool = True,
+                         confidence: float = 0.99, max_extensions: int = 5, confirm: bool = True,
                          n_boot: int = N_BOOT, seed: int = SEED) -> GateResult:
     """Decide on ``current``, measuring more where needed; ``measure(n)`` returns ``n`` more rounds (ms).
 
     - inconclusive: this run's rounds are doubled and the gate decides again, at most ``max_extensions`` times
-      (the default 4: up to 16 times the first batch);
+      (the default 5: up to 32 times the first batch);
     - regressed (with ``confirm``): once, a fresh batch of as many rounds replaces this run's timings and the gate
       decides on it alone (extensions still allowed within the same budget). A burst of other users' work
       during the first measurement does not reproduce; a real regression does.
@@ -346,7 +346,7 @@ def gate_with_extensions(baseline, current, measure, names, min_effect_pct: floa
 
 
 def gate_interleaved(measure_pair, rounds: int, names, min_effect_pct: float, min_delta_ms: float = 0.0,
-                     confidence: float = 0.99, max_extensions: int = 4, confirm: bool = True,
+                     confidence: float = 0.99, max_extensions: int = 5, confirm: bool = True,
                      n_boot: int = N_BOOT, seed: int = SEED, block: int = INTERLEAVE_BLOCK) -> GateResult:
     """The gate with the baseline re-measured beside this run: ``measure_pair(n)`` returns ``n`` more rounds
     (ms) of the baseline's artifact and of this run's, taken interleaved in ABBA blocks of ``block`` calls

@@ -368,4 +368,4 @@ def test_gate_keys_are_validated():
         validate({"gate": {"latency_inconclusive": "warn"}}, "s.py")
     gate = validate({}, "s.py")["gate"]
     assert (gate["latency_min_effect_pct"], gate["latency_confidence"], gate["latency_max_extensions"],
-            gate["latency_inconclusive"], gate["latency_confirm"]) == (5.0, 0.99, 4, "pass", True)
+            gate["latency_inconclusive"], gate["latency_confirm"]) == (5.0, 0.99, 5, "pass", True)
