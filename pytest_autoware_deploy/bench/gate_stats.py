@@ -8,7 +8,7 @@ verdict), against a threshold ratio ``t = max(1 + min_effect_pct/100, 1 + min_de
 
 - ``regressed``: the CI's lower bound is above ``t`` (confidently slower by more than the minimum effect);
 - ``ok``: the CI's upper bound is at most ``d`` (confidently not slower by twice the minimum effect or more;
-  identical timings are always ok);
+  identical timings never regress, and identical interleaved timings are always ok);
 - ``inconclusive``: neither: the gate measures more rounds and decides again (:func:`gate_with_extensions`), at
   most ``max_extensions`` times.
 
@@ -267,8 +267,7 @@ def detect_ratio(threshold: float) -> float:
 
 def verdict_for(ci: tuple[float, float], threshold: float) -> str:
     """regressed: the interval lies above the threshold; ok: it lies at or below :func:`detect_ratio`;
-    inconclusive: neither (it reaches below the threshold and above the detection ratio, or straddles the
-    threshold while the point is in the indifference zone)."""
+    inconclusive: neither (it reaches down to the threshold or below, and up past the detection ratio)."""
     lo, hi = ci
     if lo > threshold:
         return "regressed"
