@@ -170,15 +170,18 @@ def main(argv=None):
                                "extended": sum(t["extensions"] > 0 for t in ts),
                                "first_regressed": sum(t["first"] == "regressed" for t in ts),
                                "max_extensions": max(t["extensions"] for t in ts),
+                               "median_rounds": sorted(t["rounds"] for t in ts)[len(ts) // 2],
+                               "max_rounds": max(t["rounds"] for t in ts),
                                "median_ratio_of_medians": median_ratio}
         rows.append([f"{k:.0%}" if k else "clean", len(ts), counts["regressed"], counts["inconclusive"], counts["ok"],
                      summary[f"{k:.2f}"]["first_regressed"], summary[f"{k:.2f}"]["extended"],
+                     f"{summary[f'{k:.2f}']['median_rounds']} / {summary[f'{k:.2f}']['max_rounds']}",
                      f"{median_ratio:.3f}" if median_ratio else "-"])
     false_alarms = summary["0.00"]["regressed"]
     caught = [k for k in SLOWDOWNS if summary[f"{k:.2f}"]["regressed"] == args.trials]
     smallest = min(caught) if caught else None
     print(format_table(["planted", "runs", "regressed", "inconclusive", "ok", "first regressed", "extended",
-                        "median ratio"], rows))
+                        "rounds decided on (median / max)", "median ratio"], rows))
     loads = [t["load_1min"] for ts in trials.values() for t in ts if t["load_1min"] is not None]
     print(f"\nfalse alarms: {false_alarms}/{args.trials} clean re-runs (goal 0); smallest slowdown caught in every "
           f"trial: {'none' if smallest is None else f'{smallest:.0%}'} (goal {GOAL_SMALLEST:.0%}); "

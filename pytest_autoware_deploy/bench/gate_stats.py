@@ -3,17 +3,34 @@
 A point comparison (``current p95 > baseline p95 * 1.1``) either flakes on a shared machine or is set so loose it
 catches nothing. Here every gated statistic is compared through its **ratio current/baseline** with a bootstrap
 confidence interval over both sides' raw per-round timings (fixed seed: the same timings always give the same
-verdict), against a threshold ratio ``t = max(1 + min_effect_pct/100, 1 + min_delta_ms/baseline)``:
+verdict), against a threshold ratio ``t = max(1 + min_effect_pct/100, 1 + min_delta_ms/baseline)`` and the
+**detection ratio** ``d = 2t - 1`` (twice the minimum effect: +10 % for the default +5 %):
 
 - ``regressed``: the CI's lower bound is above ``t`` (confidently slower by more than the minimum effect);
-- ``inconclusive``: the point ratio is above ``t`` but the lower bound is not (looks slower, not shown yet): the
-  gate measures more rounds and decides again (:func:`gate_with_extensions`), at most ``max_extensions`` times;
-- ``ok``: the point ratio is at most ``t`` (not slower by the minimum effect; identical timings are always ok).
+- ``ok``: the CI's upper bound is at most ``d`` (confidently not slower by twice the minimum effect or more;
+  identical timings never regress, and identical interleaved timings are always ok);
+- ``inconclusive``: neither: the gate measures more rounds and decides again (:func:`gate_with_extensions`), at
+  most ``max_extensions`` times.
+
+Both ends need evidence: an *ok* is not a point ratio that happened to fall under ``t`` (a real +10 % measured at
++3 % by a noisy first batch), it is an interval that rules out the slowdown the gate is there to catch. Between
+``t`` and ``d`` lies the indifference zone: a change in it may end either way, or inconclusive.
 
 A first ``regressed`` is confirmed on a fresh batch of rounds before it counts (``confirm``): on a shared machine a
 burst of someone else's work during the measurement is a real slowdown of the run, not of the code.
 
-Why this shape: extra rounds are spent only where a regression is suspected, and a rule that never fails
+**Paired resampling** (:func:`gate_interleaved`, the re-timed gate): when the baseline's artifact is timed
+interleaved with this run's (``bench.latency.interleaved_timings``: ABBA blocks of ``block`` calls), round ``i`` of
+both sides lies in neighbouring blocks measured one after the other. The bootstrap then resamples *block pairs*
+(the same blocks for both sides, :func:`paired_bootstrap_ratio_ci`) instead of each side's rounds independently:
+whatever slowed the machine during a block (a burst, a load phase, a frequency change) stays on both sides of the
+ratio in every replicate, as it did in the measurement, and a stretch of slow blocks is resampled as a stretch (a
+block bootstrap: the rounds of a loaded machine are not independent). The statistic itself does not change:
+each gated percentile (``p95`` included) of all of this run's rounds over the same percentile of all of the
+baseline's, so the tail guarantee is the named percentile's; only its interval is taken in the measurement's own
+design. Timings measured at different moments (stored baseline) have no pairs and are resampled independently.
+
+Why this shape: extra rounds are spent only where the question is open, and a rule that never fails
 without a confident lower bound cannot be tipped by one noisy run. The minimum effect absorbs what a
 within-run interval cannot see: the machine's speed drifting between the baseline's run and this one.
 
@@ -33,7 +50,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .latency import PERCENTILES
+from .latency import INTERLEAVE_BLOCK, PERCENTILES
 
 MAX_SAMPLES = 2000  # stored raw timings per (spec, backend); also what one bootstrap side resamples
 N_BOOT = 2000
@@ -95,24 +112,75 @@ def bootstrap_ratio_ci(baseline, current, names, confidence: float = 0.99, n_boo
                        seed: int = SEED) -> dict[str, tuple[float, float]]:
     """Two-sided percentile-bootstrap CI of ``stat(current) / stat(baseline)`` per statistic in ``names``,
     both sides resampled independently (more than ``MAX_SAMPLES`` values are thinned first)."""
+    names = _check_names(names, confidence)
+    base, cur = np.asarray(thin(baseline)), np.asarray(thin(current))
+    rng = np.random.default_rng(seed)
+    b, c = _boot_stats(base, names, n_boot, rng), _boot_stats(cur, names, n_boot, rng)
+    return {n: _ratio_interval(c[n], b[n], confidence) for n in names}
+
+
+def _ratio_interval(c: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float, float]:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = c / b
+    ratios = np.where(np.isnan(ratios), 1.0, ratios)  # 0/0: both sides zero, no change
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(ratios, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def _check_names(names, confidence):
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     names = list(names)
     for n in names:
         if n != "mean" and n not in _Q:
             statistic([1.0], n)  # the one error message for an unknown statistic
-    base, cur = np.asarray(thin(baseline)), np.asarray(thin(current))
+    return names
+
+
+def paired_units(n: int, block: int) -> np.ndarray:
+    """Round indices of the ``n // block`` whole block pairs, one row per pair: rounds ``[k*block, (k+1)*block)`` of
+    each side. Rounds past the last whole block (fewer than ``block``) are in no unit."""
+    if block < 1:
+        raise ValueError(f"block must be at least 1, got {block}")
+    k = n // block
+    return np.arange(k * block).reshape(k, block)
+
+
+def paired_bootstrap_ratio_ci(baseline, current, names, block: int = INTERLEAVE_BLOCK, confidence: float = 0.99,
+                              n_boot: int = N_BOOT, seed: int = SEED) -> dict[str, tuple[float, float]]:
+    """Two-sided percentile-bootstrap CI of ``stat(current) / stat(baseline)`` for interleaved timings: both
+    lists in measuring order, equally long, round ``i`` of each in the ``i // block``-th block of its side. Each
+    replicate draws block pairs with replacement and takes *the same* blocks on both sides (a paired block
+    bootstrap: what slowed the machine during a block weighs on both sides of every replicate's ratio, as it did
+    in the measurement). Needs at least two whole block pairs; rounds past the last whole block stay in the point
+    estimate, not in the resampling."""
+    names = _check_names(names, confidence)
+    base, cur = _array(baseline, "baseline samples"), _array(current, "current samples")
+    if base.size != cur.size:
+        raise ValueError(f"paired timings need as many baseline as current rounds, got {base.size} and {cur.size}")
+    units = paired_units(base.size, block)
+    if len(units) < 2:
+        raise ValueError(f"paired timings need at least 2 whole blocks of {block} rounds, got {base.size} rounds")
     rng = np.random.default_rng(seed)
-    b, c = _boot_stats(base, names, n_boot, rng), _boot_stats(cur, names, n_boot, rng)
-    alpha = (1 - confidence) / 2
-    out = {}
-    for n in names:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratios = c[n] / b[n]
-        ratios = np.where(np.isnan(ratios), 1.0, ratios)  # 0/0: both sides zero, no change
-        lo, hi = np.quantile(ratios, [alpha, 1 - alpha])
-        out[n] = (float(lo), float(hi))
-    return out
+    k = len(units)
+    per = k * block
+    out_b = {n: np.empty(n_boot) for n in names}
+    out_c = {n: np.empty(n_boot) for n in names}
+    qs = [n for n in names if n != "mean"]
+    chunk = max(1, 4_000_000 // per)
+    for start in range(0, n_boot, chunk):
+        stop = min(n_boot, start + chunk)
+        idx = units[rng.integers(0, k, size=(stop - start, k))].reshape(stop - start, per)
+        for side, out in ((base, out_b), (cur, out_c)):
+            resampled = side[idx]
+            if qs:
+                vals = np.percentile(resampled, [_Q[n] for n in qs], axis=1)
+                for n, v in zip(qs, vals):
+                    out[n][start:stop] = v
+            if "mean" in names:
+                out["mean"][start:stop] = resampled.mean(axis=1)
+    return {n: _ratio_interval(out_c[n], out_b[n], confidence) for n in names}
 
 
 def mann_whitney_greater(baseline, current) -> tuple[float, float]:
@@ -155,6 +223,8 @@ class LatencyVerdict:
     rounds: tuple[int, int]  # (baseline, current) raw timings compared
     mann_whitney_p: float | None = None
     note: str = ""
+    detect: float | None = None  # ok needs the CI's upper end at most this ratio (detect_ratio(threshold))
+    paired_block: int | None = None  # the CI resampled block pairs of this many rounds (interleaved timings)
 
     @property
     def effect_pct(self) -> float:
@@ -165,9 +235,12 @@ class LatencyVerdict:
                 f"{self.current_ms:.6g} ms, effect {self.effect_pct:+.1f}%")
         if self.ci is not None:
             lo, hi = ((v - 1) * 100 for v in self.ci)
-            text += f" ({self.confidence:.0%} CI {lo:+.1f}% .. {hi:+.1f}%)"
-        text += (f", threshold +{(self.threshold - 1) * 100:.1f}%, rounds {self.rounds[0]} baseline / "
-                 f"{self.rounds[1]} current")
+            paired = f", paired blocks of {self.paired_block}" if self.paired_block else ""
+            text += f" ({self.confidence:.0%} CI {lo:+.1f}% .. {hi:+.1f}%{paired})"
+        text += f", threshold +{(self.threshold - 1) * 100:.1f}%"
+        if self.detect is not None and self.ci is not None:
+            text += f", ok up to +{(self.detect - 1) * 100:.1f}%"
+        text += f", rounds {self.rounds[0]} baseline / {self.rounds[1]} current"
         if self.mann_whitney_p is not None:
             text += f", Mann-Whitney p={self.mann_whitney_p:.2g}"
         return text + (f"; {self.note}" if self.note else "")
@@ -186,21 +259,43 @@ def threshold_ratio(baseline_stat: float, min_effect_pct: float, min_delta_ms: f
     return t
 
 
+def detect_ratio(threshold: float) -> float:
+    """The ratio an *ok* must rule out: twice the threshold's excess over 1 (+10 % for a +5 % minimum effect).
+    A slowdown at least this large is never *ok*; between the threshold and it, the indifference zone."""
+    return 2 * threshold - 1 if math.isfinite(threshold) else math.inf
+
+
+def verdict_for(ci: tuple[float, float], threshold: float) -> str:
+    """regressed: the interval lies above the threshold; ok: it lies at or below :func:`detect_ratio`;
+    inconclusive: neither (it reaches down to the threshold or below, and up past the detection ratio)."""
+    lo, hi = ci
+    if lo > threshold:
+        return "regressed"
+    return "ok" if hi <= detect_ratio(threshold) else "inconclusive"
+
+
 def compare(baseline, current, names, min_effect_pct: float, min_delta_ms: float = 0.0, confidence: float = 0.99,
-            n_boot: int = N_BOOT, seed: int = SEED) -> list[LatencyVerdict]:
-    """A verdict per statistic in ``names`` for raw timings in ms (see the module docstring for the rule)."""
+            n_boot: int = N_BOOT, seed: int = SEED, block: int | None = None) -> list[LatencyVerdict]:
+    """A verdict per statistic in ``names`` for raw timings in ms (see the module docstring for the rule).
+
+    ``block``: the two lists are interleaved timings in measuring order (``bench.latency.interleaved_timings``
+    with this block size): the interval resamples block pairs (:func:`paired_bootstrap_ratio_ci`). Falls back to
+    independent resampling when the lists differ in length or hold fewer than two whole blocks."""
     base, cur = _array(baseline, "baseline samples"), _array(current, "current samples")
-    cis = bootstrap_ratio_ci(base, cur, names, confidence, n_boot, seed)
+    paired = bool(block) and base.size == cur.size and base.size // block >= 2
+    if paired:
+        cis = paired_bootstrap_ratio_ci(base, cur, names, block, confidence, n_boot, seed)
+    else:
+        cis = bootstrap_ratio_ci(base, cur, names, confidence, n_boot, seed)
     _, p = mann_whitney_greater(thin(base), thin(cur))
     out = []
     for n in names:
         b, c = statistic(base, n), statistic(cur, n)
         ratio = c / b if b > 0 else (1.0 if c == b else math.inf)
         t = threshold_ratio(b, min_effect_pct, min_delta_ms)
-        lo, _hi = cis[n]
-        verdict = "regressed" if lo > t else ("inconclusive" if ratio > t else "ok")
-        out.append(LatencyVerdict(n, verdict, b, c, ratio, cis[n], t, confidence, (int(base.size), int(cur.size)),
-                                  p))
+        out.append(LatencyVerdict(n, verdict_for(cis[n], t), b, c, ratio, cis[n], t, confidence,
+                                  (int(base.size), int(cur.size)), p, detect=detect_ratio(t),
+                                  paired_block=block if paired else None))
     return out
 
 
@@ -233,11 +328,12 @@ class GateResult:
 
 
 def gate_with_extensions(baseline, current, measure, names, min_effect_pct: float, min_delta_ms: float = 0.0,
-                         confidence: float = 0.99, max_extensions: int = 3, confirm: bool = True,
+                         confidence: float = 0.99, max_extensions: int = 5, confirm: bool = True,
                          n_boot: int = N_BOOT, seed: int = SEED) -> GateResult:
     """Decide on ``current``, measuring more where needed; ``measure(n)`` returns ``n`` more rounds (ms).
 
-    - inconclusive: this run's rounds are doubled and the gate decides again, at most ``max_extensions`` times;
+    - inconclusive: this run's rounds are doubled and the gate decides again, at most ``max_extensions`` times
+      (the default 5: up to 32 times the first batch);
     - regressed (with ``confirm``): once, a fresh batch of as many rounds replaces this run's timings and the gate
       decides on it alone (extensions still allowed within the same budget). A burst of other users' work
       during the first measurement does not reproduce; a real regression does.
@@ -249,21 +345,23 @@ def gate_with_extensions(baseline, current, measure, names, min_effect_pct: floa
 
 
 def gate_interleaved(measure_pair, rounds: int, names, min_effect_pct: float, min_delta_ms: float = 0.0,
-                     confidence: float = 0.99, max_extensions: int = 3, confirm: bool = True,
-                     n_boot: int = N_BOOT, seed: int = SEED) -> GateResult:
+                     confidence: float = 0.99, max_extensions: int = 5, confirm: bool = True,
+                     n_boot: int = N_BOOT, seed: int = SEED, block: int = INTERLEAVE_BLOCK) -> GateResult:
     """The gate with the baseline re-measured beside this run: ``measure_pair(n)`` returns ``n`` more rounds
-    (ms) of the baseline's artifact and of this run's, taken interleaved. Extensions add rounds to both sides;
-    a confirmation re-measures both. Same statistics and verdicts as :func:`gate_with_extensions`."""
+    (ms) of the baseline's artifact and of this run's, taken interleaved in ABBA blocks of ``block`` calls
+    (``bench.latency.interleaved_timings``), each list in measuring order. Extensions add rounds to both sides;
+    a confirmation re-measures both. Same statistics and verdicts as :func:`gate_with_extensions`, the interval
+    resampling block pairs (:func:`paired_bootstrap_ratio_ci`)."""
     base, current = (list(x) for x in measure_pair(rounds))
     return _decide(base, current, measure_pair, names, min_effect_pct, min_delta_ms, confidence, max_extensions,
-                   confirm, n_boot, seed)
+                   confirm, n_boot, seed, block)
 
 
 def _decide(base, current, measure_pair, names, min_effect_pct, min_delta_ms, confidence, max_extensions, confirm,
-            n_boot, seed) -> GateResult:
+            n_boot, seed, block=None) -> GateResult:
     """The extension/confirmation loop; ``measure_pair(n)`` -> (more baseline rounds or None to keep the
     baseline as it is, more rounds of this run)."""
-    verdicts = compare(base, current, names, min_effect_pct, min_delta_ms, confidence, n_boot, seed)
+    verdicts = compare(base, current, names, min_effect_pct, min_delta_ms, confidence, n_boot, seed, block)
     first = worst(verdicts)
     extensions, confirmed = 0, False
     while True:
@@ -282,5 +380,5 @@ def _decide(base, current, measure_pair, names, min_effect_pct, min_delta_ms, co
             break
         if not more or (more_base is not None and not more_base):
             raise ValueError("measure() returned no timings")
-        verdicts = compare(base, current, names, min_effect_pct, min_delta_ms, confidence, n_boot, seed)
+        verdicts = compare(base, current, names, min_effect_pct, min_delta_ms, confidence, n_boot, seed, block)
     return GateResult(verdicts, current, extensions, confirmed, first, baseline=base)

@@ -60,10 +60,16 @@ def timings(call, rounds: int) -> list[float]:
     return out
 
 
-def interleaved_timings(baseline_call, current_call, rounds: int, block: int = 5) -> tuple[list, list]:
+INTERLEAVE_BLOCK = 5  # calls per block of interleaved_timings; the re-timed gate pairs its rounds by these blocks
+
+
+def interleaved_timings(baseline_call, current_call, rounds: int, block: int = INTERLEAVE_BLOCK) -> tuple[list, list]:
     """``rounds`` seconds-per-call of each, measured in ABBA order in blocks of ``block`` calls (baseline,
     current, current, baseline, ...): a drift of a shared machine's speed during the measurement falls on
-    both sides alike, which comparing with timings taken at another moment cannot give."""
+    both sides alike, which comparing with timings taken at another moment cannot give.
+
+    Both lists keep the measuring order, so rounds ``i`` of the two sides lie in neighbouring blocks (block
+    ``i // block`` of each side, measured one after the other): ``bench.gate_stats`` resamples them as pairs."""
     base, cur = [], []
     order = ((baseline_call, base), (current_call, cur), (current_call, cur), (baseline_call, base))
     i = 0

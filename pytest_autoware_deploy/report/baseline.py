@@ -257,7 +257,8 @@ def latency_gate(baseline_entry: dict, current_ms: dict, current_samples, measur
 
 def latency_gate_retimed(measure_pair, rounds: int, gate: dict, tolerance_override: float | None = None):
     """The latency gate against the baseline's own artifact re-timed in this job: ``measure_pair(n)`` returns
-    ``n`` rounds (ms) of the baseline's and of this run's, interleaved (``bench.latency.interleaved_timings``)."""
+    ``n`` rounds (ms) of the baseline's and of this run's, interleaved (``bench.latency.interleaved_timings``, in
+    measuring order): the intervals resample block pairs (``bench.gate_stats.paired_bootstrap_ratio_ci``)."""
     from ..bench.gate_stats import gate_interleaved
 
     min_effect = gate["latency_min_effect_pct"] if tolerance_override is None else tolerance_override

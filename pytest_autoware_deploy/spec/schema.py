@@ -195,10 +195,11 @@ SCHEMA: dict[str, Field] = {
         "latency_percentiles": F(list, ["median", "p95"], GATED_LATENCY,
                                  doc="which latency_ms keys are gated ([] = latency not gated: a visible skip)"),
         "latency_min_effect_pct": F(NUM, 5.0, doc="statistical gate: regressed only when the confidence interval of "
-                                                  "current/baseline lies entirely above +this %; see "
-                                                  "bench/gate_stats.py and docs/performance.md"),
+                                                  "current/baseline lies entirely above +this %, ok only when it "
+                                                  "lies at or below twice this; see bench/gate_stats.py and "
+                                                  "docs/performance.md"),
         "latency_confidence": F(NUM, 0.99, doc="two-sided confidence of the bootstrap interval, in (0, 1)"),
-        "latency_max_extensions": F(int, 3, doc="an inconclusive verdict doubles this run's rounds and decides "
+        "latency_max_extensions": F(int, 5, doc="an inconclusive verdict doubles this run's rounds and decides "
                                                 "again, at most this many times"),
         "latency_inconclusive": F(str, "pass", ("pass", "fail"), doc="still inconclusive after the extensions: "
                                   "pass with a LatencyGateWarning, or fail"),

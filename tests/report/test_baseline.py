@@ -261,8 +261,8 @@ def test_gate_latency_run_alone_measures_what_it_compares(pytester, tiny_spec, t
 
 def test_an_inconclusive_gate_extends_the_rounds_then_warns_or_fails(pytester, tiny_spec, tmp_path, one_torch_thread):
     """A baseline whose raw timings leave its median undetermined (16 rounds of 1 ns, 14 of 1 s: a bootstrap
-    resample's median is either) keeps any real run 'inconclusive': the gate doubles this run's rounds 3 times
-    (30 -> 240), then passes with a LatencyGateWarning, or fails with gate.latency_inconclusive='fail'."""
+    resample's median is either) keeps any real run 'inconclusive': the gate doubles this run's rounds 5 times
+    (30 -> 960, the default gate.latency_max_extensions), then passes with a LatencyGateWarning, or fails with gate.latency_inconclusive='fail'."""
     baseline = tmp_path / "baseline.json"
     torch_only = ["--deploy-backends=pytorch", "--deploy-cfg-options", "benchmark.rounds=30",
                   "gate.latency_percentiles=['median']"]  # no minimum delta: the ratio (about 3e5) decides
@@ -276,20 +276,20 @@ def test_an_inconclusive_gate_extends_the_rounds_then_warns_or_fails(pytester, t
 
     warned = run(pytester, *alone)
     warned.assert_outcomes(passed=1, warnings=1)
-    warned.stdout.fnmatch_lines(["*LatencyGateWarning: tiny, backend pytorch: latency gate inconclusive (after 3 "
+    warned.stdout.fnmatch_lines(["*LatencyGateWarning: tiny, backend pytorch: latency gate inconclusive (after 5 "
                                  "extension(s) of the rounds), passed (gate.latency_inconclusive='fail' fails "
                                  "instead): latency median: inconclusive, baseline 1e-06 ms, *, rounds 30 baseline / "
-                                 "240 current*"])
+                                 "960 current*"])
     gate = json.loads((tiny_spec.parent / "out" / "deploy_report.json").read_text())[
         "specs"]["tiny"]["backends"]["pytorch"]["latency_gate"]
     assert (gate["verdict"], gate["first"], gate["extensions"], gate["confirmed"]) == (
-        "inconclusive", "inconclusive", 3, False)
+        "inconclusive", "inconclusive", 5, False)
     median = gate["verdicts"][0]
-    assert median["rounds"] == [30, 240] and median["ci"][0] < 1 < median["ratio"]
+    assert median["rounds"] == [30, 960] and median["ci"][0] < 1 < median["ratio"]
 
     failed = run(pytester, *alone, "gate.latency_inconclusive='fail'")
     failed.assert_outcomes(failed=1)
-    failed.stdout.fnmatch_lines(["*tiny, backend pytorch: latency inconclusive vs baseline (after 3 extension(s) of "
+    failed.stdout.fnmatch_lines(["*tiny, backend pytorch: latency inconclusive vs baseline (after 5 extension(s) of "
                                  "the rounds): latency median: inconclusive, *"])
 
 
