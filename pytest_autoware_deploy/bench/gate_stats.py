@@ -94,18 +94,21 @@ def thin(samples, cap: int = MAX_SAMPLES) -> list[float]:
 def _boot_stats(x: np.ndarray, names, n_boot: int, rng) -> dict[str, np.ndarray]:
     """``n_boot`` bootstrap replicates of each statistic (one shared resampling, in chunks to bound memory)."""
     out = {n: np.empty(n_boot) for n in names}
-    qs = [n for n in names if n != "mean"]
     chunk = max(1, 4_000_000 // x.size)
     for start in range(0, n_boot, chunk):
         stop = min(n_boot, start + chunk)
-        resampled = x[rng.integers(0, x.size, size=(stop - start, x.size))]
-        if qs:
-            vals = np.percentile(resampled, [_Q[n] for n in qs], axis=1)
-            for n, v in zip(qs, vals):
-                out[n][start:stop] = v
-        if "mean" in names:
-            out["mean"][start:stop] = resampled.mean(axis=1)
+        _store_stats(out, x[rng.integers(0, x.size, size=(stop - start, x.size))], slice(start, stop))
     return out
+
+
+def _store_stats(out: dict, resampled: np.ndarray, rows: slice):
+    """Each statistic in ``out`` of every row of ``resampled`` (one replicate per row), into ``out[name][rows]``."""
+    qs = [n for n in out if n != "mean"]
+    if qs:
+        for n, v in zip(qs, np.percentile(resampled, [_Q[n] for n in qs], axis=1)):
+            out[n][rows] = v
+    if "mean" in out:
+        out["mean"][rows] = resampled.mean(axis=1)
 
 
 def bootstrap_ratio_ci(baseline, current, names, confidence: float = 0.99, n_boot: int = N_BOOT,
@@ -167,19 +170,12 @@ def paired_bootstrap_ratio_ci(baseline, current, names, block: int = INTERLEAVE_
     per = k * block
     out_b = {n: np.empty(n_boot) for n in names}
     out_c = {n: np.empty(n_boot) for n in names}
-    qs = [n for n in names if n != "mean"]
     chunk = max(1, 4_000_000 // per)
     for start in range(0, n_boot, chunk):
         stop = min(n_boot, start + chunk)
         idx = units[rng.integers(0, k, size=(stop - start, k))].reshape(stop - start, per)
         for side, out in ((base, out_b), (cur, out_c)):
-            resampled = side[idx]
-            if qs:
-                vals = np.percentile(resampled, [_Q[n] for n in qs], axis=1)
-                for n, v in zip(qs, vals):
-                    out[n][start:stop] = v
-            if "mean" in names:
-                out["mean"][start:stop] = resampled.mean(axis=1)
+            _store_stats(out, side[idx], slice(start, stop))
     return {n: _ratio_interval(out_c[n], out_b[n], confidence) for n in names}
 
 
