@@ -246,10 +246,13 @@ def test_spec_runs_end_to_end_with_the_elan_model_config(pytester, awml_root, tm
         f"--deploy-config={DEPLOY}", f"--deploy-model-config={awml_root / T4}", "--deploy-cfg-options",
         f"{key}={split}", "benchmark.enabled=False",  # latency is not what this test checks
         f"--deploy-work-dir={work}", "--deploy-device", "cpu", "-p", "no:cacheprovider", "-rs", "-v")
-    result.assert_outcomes(passed=6, skipped=4)
+    # random weights decode no detection on either side: the 'dets' check says it compared nothing (a skip,
+    # not a pass); the raw head output is still compared element-wise
+    result.assert_outcomes(passed=4, skipped=6)
     result.stdout.fnmatch_lines(["*test_export_onnx*PASSED*",
                                  "*test_verification*onnx-output-sample0-2x3x128x128*PASSED*",
                                  "*test_batch_invariance*PASSED*", "*SKIPPED*evaluation.enabled=False in the spec*"])
+    assert "output 'dets', sample 0, shape 1x3x128x128: no detection on either side" in result.stdout.str()
     spec = next(iter(json.loads((work / "deploy_report.json").read_text())["specs"].values()))
     ver = spec["backends"]["onnx"]["verification"]
     assert ver["passed"] and ver["outputs"]["output"]["max_abs"] < 1e-3 and ver["outputs"]["output"]["cases"] >= 1
