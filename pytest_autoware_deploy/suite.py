@@ -565,16 +565,14 @@ def _parametrize_agreement(metafunc, spec, name):
 def test_agreement(deploy_spec, deploy_state, backend):
     """The backend agrees with its reference on every evaluated sample (the policy's limit on how many may
     disagree); a failure names the output, the worst samples and the first diverging ONNX node."""
-    from pytest_autoware_deploy.verify.agreement_state import (agreement_failure, agreement_nothing_compared,
-                                                               worst_failing_samples)
+    from pytest_autoware_deploy.verify.agreement_state import agreement_outcome, worst_failing_samples
     from pytest_autoware_deploy.verify.islands_state import islands_message
 
     with user_errors():
         deploy_state.evaluation(backend)  # its hook fed the agreement (reused when test_accuracy ran it)
-        failure = agreement_failure(deploy_state, backend)
+        failure, empty = agreement_outcome(deploy_state, backend)
         if failure:  # fp16/int8: what to keep in fp32
             failure += islands_message(deploy_state, backend, worst_failing_samples(deploy_state, backend))
-        empty = "" if failure else agreement_nothing_compared(deploy_state, backend)
     if failure:
         pytest.fail(failure, pytrace=False)
     if empty:

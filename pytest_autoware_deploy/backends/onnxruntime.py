@@ -91,14 +91,19 @@ class OnnxRuntimeRunner(Runner):
         return f"{self.name} ({self.path})"
 
     def _infer(self, feed):
+        outs = self._explained(self.session.run, feed, self.output_names, {n: feed[n] for n in self.inputs})
+        return dict(zip(self.output_names, outs))
+
+    def _explained(self, run, feed, *args):
+        """``run(*args)``, an execution provider's known limit (``known_runtime_limit``) raised as one
+        InferenceError that says so; any other failure as it is."""
         try:
-            outs = self.session.run(self.output_names, {n: feed[n] for n in self.inputs})
+            return run(*args)
         except Exception as exc:
             known = known_runtime_limit(str(exc), self.device, feed)
             if known:
                 raise InferenceError(f"{self.describe()}: {known}") from exc
             raise
-        return dict(zip(self.output_names, outs))
 
     def _prepare(self, feed):
         """On CUDA: IOBinding with inputs and outputs resident on the device, so the timed call is
@@ -208,13 +213,7 @@ class OnnxRuntimeRunner(Runner):
         for name in self.output_names:
             binding.bind_output(name, "cuda", idx)
         torch.cuda.current_stream(value.device).synchronize()  # the producer's kernels finished
-        try:
-            self.session.run_with_iobinding(binding)
-        except Exception as exc:
-            known = known_runtime_limit(str(exc), self.device, feed)
-            if known:
-                raise InferenceError(f"{self.describe()}: {known}") from exc
-            raise
+        self._explained(self.session.run_with_iobinding, feed, binding)
         out = {}
         for name, value in zip(self.output_names, binding.get_outputs()):
             if 0 in value.shape():

@@ -278,6 +278,13 @@ def worst_failing_samples(state, backend) -> list[int]:
 def agreement_failure(state, backend) -> str:
     """Judge ``backend``'s agreement over the evaluated samples, store it in the report (worst samples,
     localization) and return the failure message ('' when it agrees)."""
+    return agreement_outcome(state, backend)[0]
+
+
+def agreement_outcome(state, backend) -> tuple[str, str]:
+    """``agreement_failure``'s judgement as (failure message, nothing-compared reason): the reason is set when
+    every output passed without comparing anything (detection outputs with no detection on either side), so
+    the test skips with it instead of claiming agreement; both '' when the backend agrees on something."""
     spec = state.spec
     verdicts = agreement_of(state).verdicts(backend)
     report, failures, localized = {}, [], {}
@@ -300,16 +307,10 @@ def agreement_failure(state, backend) -> str:
         failures.append(text)
     _store(state, backend, {"passed": not failures, "limit": str(agreement_of(state).settings.limit(
         backend.policy_name)), "outputs": report})
-    return "\n".join(f for f in failures if f)
-
-
-def agreement_nothing_compared(state, backend) -> str:
-    """When every output's agreement passed without comparing anything (detection outputs with no detection
-    on either side), why -- the test skips with it instead of claiming agreement; else ''."""
-    verdicts = agreement_of(state).verdicts(backend)
+    empty = ""
     if verdicts and all(v.passed and v.nothing_compared for v in verdicts.values()):
-        return f"spec {state.spec.name}: " + "; ".join(v.nothing_compared for v in verdicts.values())
-    return ""
+        empty = f"spec {spec.name}: " + "; ".join(v.nothing_compared for v in verdicts.values())
+    return "\n".join(f for f in failures if f), empty
 
 
 def _store(state, backend, entry: dict):
